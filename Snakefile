@@ -1,0 +1,21 @@
+# stemtomo: raw HAADF-STEM tilt series → aligned series → reconstruction → segmentation → 3D.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/import.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,60 @@
+# Shared helpers: config validation (defaults filled from the schema), the sample table, inputs.
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from stemtomo.config import check_files, stage_settings, validate_config  # noqa: E402
+from stemtomo.errors import ConfigError  # noqa: E402
+
+try:
+    validate_config(config)
+    check_files(config)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+SAMPLES = list(config["samples"])
+
+
+wildcard_constraints:
+    sample="|".join(re.escape(s) for s in SAMPLES),
+
+
+def sample_cfg(sample):
+    return config["samples"][sample]
+
+
+def is_simulated(sample):
+    return "simulate" in sample_cfg(sample)
+
+
+def import_inputs(wildcards):
+    """Raw stack (and angle file) of a sample: the simulated series or the configured files."""
+    s = wildcards.sample
+    if is_simulated(s):
+        return {"tiltseries": f"results/{s}/00_simulate/tiltseries.tif",
+                "angles": f"results/{s}/00_simulate/angles.txt"}
+    inputs = {"tiltseries": sample_cfg(s)["tiltseries"]}
+    if isinstance(sample_cfg(s).get("angles"), str):
+        inputs["angles"] = sample_cfg(s)["angles"]
+    return inputs
+
+
+def import_angles(wildcards):
+    """Angles given in the config itself (list or {start, step}); None means: from a file."""
+    angles = sample_cfg(wildcards.sample).get("angles")
+    return None if isinstance(angles, str) else angles
+
+
+def all_outputs():
+    out = []
+    for s in SAMPLES:
+        if is_simulated(s):
+            out += expand("results/{sample}/00_simulate/{f}", sample=s,
+                          f=["tiltseries.tif", "labels.tif", "phantom.tif", "truth.json"])
+        out += expand("results/{sample}/00_import/{f}", sample=s,
+                      f=["tiltseries.tif", "angles.txt", "meta.json", "qc.png"])
+    return out

@@ -1,0 +1,118 @@
+"""Config validation against workflow/schemas/config.schema.yaml, with defaults filled in.
+
+Errors name the dotted key, the problem and the fix (the schema's description of the key). Only the
+standard library, PyYAML and jsonschema are imported: Snakemake's own environment runs this.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _with_defaults(cls):
+    """A validator that fills each missing property with its schema default before checking it."""
+    check_properties = cls.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(cls, {"properties": properties})
+
+
+_DefaultFilling = _with_defaults(Draft202012Validator)
+
+
+def _dotted(path: Iterable) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _describe(error) -> tuple[str, str, str]:
+    """(key, problem, fix) for one jsonschema error."""
+    key = _dotted(error.absolute_path)
+    description = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        where = _dotted([*error.absolute_path, unknown[0]]) if unknown else key
+        hint = f"allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return where, f"unknown key {', '.join(map(repr, unknown))}", \
+            f"remove it or correct the spelling; {hint}".rstrip("; ")
+    if error.validator == "oneOf" and isinstance(error.instance, dict) and \
+            {"simulate", "tiltseries"} & set(error.instance) != {"simulate"} and \
+            "simulate" in str(error.schema.get("oneOf", "")):
+        return key, "a sample needs either `simulate:` (synthetic) or `tiltseries:` " \
+            "(measured data), not both and not neither", description
+    if error.validator == "required":
+        return key, error.message, description or "add the missing key"
+    if error.validator == "enum":
+        return key, f"{error.instance!r} is not allowed", \
+            f"use one of {', '.join(map(str, error.validator_value))}"
+    expected = f"expected: {description}" if description else ""
+    if error.validator == "type":
+        return key, f"{error.instance!r} is not of type {error.validator_value}", \
+            f"give a value of type {error.validator_value}" + (f" ({description})" if description else "")
+    return key, error.message, expected
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate `config` in place (defaults filled in) and return it; raise ConfigError if invalid."""
+    schema = schema or load_schema()
+    errors = sorted(_DefaultFilling(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:6]:
+            key, problem, fix = _describe(err)
+            lines.append(f"  {key}: {problem}" + (f"\n    fix: {fix}" if fix else ""))
+        raise ConfigError("config", f"{len(errors)} invalid setting(s):\n" + "\n".join(lines))
+    for name in config["samples"]:
+        stage_settings(config, name, "import", schema)  # check per-sample overrides early
+    return config
+
+
+def stage_settings(config: dict, sample: str, stage: str, schema: dict | None = None) -> dict:
+    """A stage's settings for one sample: the top-level section overridden by samples.<s>.<stage>."""
+    merged = copy.deepcopy(config.get(stage, {}))
+    override = config["samples"][sample].get(stage) or {}
+    merged.update(copy.deepcopy(override))
+    if override:
+        schema = schema or load_schema()
+        sub = {"$defs": schema["$defs"], **schema["$defs"][stage]}
+        err = next(iter(_DefaultFilling(sub).iter_errors(merged)), None)
+        if err is not None:
+            key, problem, fix = _describe(err)
+            key = f"samples.{sample}.{stage}" + (f".{key}" if err.absolute_path or
+                                                  err.validator == "additionalProperties" else "")
+            raise ConfigError(f"config {key}", problem, fix)
+    return merged
+
+
+def check_files(config: dict, workdir: str | Path = ".") -> None:
+    """Fail before any job runs when a sample names a file that does not exist."""
+    workdir = Path(workdir)
+    for name, sample in config["samples"].items():
+        for key in ("tiltseries", "angles", "labels"):
+            value = sample.get(key)
+            if isinstance(value, str) and not (workdir / value).is_file():
+                raise ConfigError(f"config samples.{name}.{key}",
+                                  f"file not found: {value} (looked in {workdir.resolve()})",
+                                  "paths are relative to the working directory; fix the path "
+                                  "or copy the file there")
