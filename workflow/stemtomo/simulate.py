@@ -61,6 +61,7 @@ class Simulation:
     angles: np.ndarray       # degrees, ascending
     labels: np.ndarray       # (z, y, x) uint8 on the output grid, aligned frame
     density: np.ndarray      # (z, y, x) float32 scattering per nm, output grid
+    expected: np.ndarray     # noise-free expected detector counts, same layout as tiltseries
     truth: dict
 
 
@@ -93,7 +94,7 @@ def simulate(params: dict, progress: bool = False) -> Simulation:
     dose_per_px = haadf["dose_e_per_A2"] * (px * 10.0) ** 2
 
     stack = np.empty((len(angles), size, size), dtype=np.float32)
-    clean = np.empty_like(stack)
+    expected = np.empty_like(stack)
     t1 = time.perf_counter()
     columns = np.ascontiguousarray(density_fine.transpose(0, 2, 1).reshape(n * n, n))
     for i, a in enumerate(tqdm(angles, desc="simulate", unit="tilt", disable=not progress)):
@@ -101,9 +102,10 @@ def simulate(params: dict, progress: bool = False) -> Simulation:
         fine = geometry.raw_from_aligned(fine, mis["axis_angle_deg"], mis["axis_offset_px"] * over,
                                          shifts[i] * over, order=1)
         scatter = geometry.bin_mean(fine, over)
-        clean[i] = scatter
-        counts = rng.poisson(np.clip(scatter, 0, None) * dose_per_px * gain[i])
-        stack[i] = counts + haadf["dark_level"] + rng.normal(0, haadf["detector_noise"], counts.shape)
+        lam = np.clip(scatter, 0, None) * dose_per_px * gain[i]
+        expected[i] = lam + haadf["dark_level"]
+        stack[i] = rng.poisson(lam) + haadf["dark_level"] + rng.normal(0, haadf["detector_noise"],
+                                                                      lam.shape)
     t_project = time.perf_counter() - t1
 
     labels = phantom.downsample_labels(cat.material, over)
@@ -134,6 +136,6 @@ def simulate(params: dict, progress: bool = False) -> Simulation:
         "pt_particles": cat.particles,
         "timings_s": {"phantom": round(t_phantom, 3), "projection": round(t_project, 3),
                       "tilts_per_s": round(len(angles) / t_project, 3)},
-        "noise_free_max": float(clean.max()),
+        "expected_counts_max": float(expected.max()),
     }
-    return Simulation(stack, angles, labels, density, truth)
+    return Simulation(stack, angles, labels, density, expected, truth)
