@@ -1,0 +1,76 @@
+"""Config: the shipped config validates, defaults come from the schema, mistakes are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stemtomo.config import check_files, load_schema, stage_settings, validate_config
+from stemtomo.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shipped() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_shipped_config_is_valid_and_defaults_are_filled():
+    cfg = validate_config(shipped())
+    sim = cfg["samples"]["demo"]["simulate"]
+    schema = load_schema()["$defs"]["simulate"]["properties"]
+    assert sim["oversample"] == schema["oversample"]["default"]
+    assert sim["pt"]["diameter_nm"]["max"] == 5.0
+    assert cfg["import"]["binning"] == 1 and cfg["import"]["exclude_indices"] == []
+
+
+def test_every_schema_property_is_described_or_self_explanatory():
+    # Descriptions are the "fix" text users see; the top-level sections must have one.
+    schema = load_schema()
+    for name, sub in schema["properties"].items():
+        assert "description" in sub, name
+
+
+@pytest.mark.parametrize("patch,key,words", [
+    ({"samples": {"demo": {"simulate": {"size": "big"}}}}, "samples.demo.simulate.size",
+     "not of type integer"),
+    ({"samples": {"demo": {"simulate": {"seeed": 1}}}}, "samples.demo.simulate.seeed", "unknown key"),
+    ({"samples": {"demo": {"simulate": {}}}, "allign": {}}, "allign", "unknown key"),
+    ({"samples": {"demo": {"simulate": {}}}, "import": {"normalize": "max"}}, "import.normalize",
+     "use one of total, none"),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "simulate": {}}}}, "samples.d", "not both"),
+    ({"samples": {"d": {"pixel_size_nm": 1}}}, "samples.d", "either `simulate:`"),
+    ({"samples": {"d": {"tiltseries": "a.dm3"}}}, "samples.d.tiltseries", "does not match"),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "angles": {"start": -60}}}}, "samples.d.angles", ""),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "import": {"binning": 0}}}}, "samples.d.import.binning",
+     "minimum"),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "import": {"bining": 2}}}}, "samples.d.import.bining",
+     "unknown key"),
+    ({"samples": {}}, "samples", ""),
+])
+def test_mistakes_name_the_key(patch, key, words):
+    with pytest.raises(ConfigError) as e:
+        validate_config(patch)
+    assert key + ":" in str(e.value)
+    assert words in str(e.value)
+
+
+def test_per_sample_import_overrides_merge_over_the_section():
+    cfg = validate_config({"samples": {"a": {"tiltseries": "a.mrc", "import": {"binning": 2}},
+                                       "b": {"simulate": {}}},
+                           "import": {"normalize": "none"}})
+    a, b = stage_settings(cfg, "a", "import"), stage_settings(cfg, "b", "import")
+    assert a["binning"] == 2 and a["normalize"] == "none"
+    assert b["binning"] == 1 and b["normalize"] == "none"
+
+
+def test_missing_files_fail_before_any_job(tmp_path):
+    (tmp_path / "ts.mrc").write_bytes(b"")
+    cfg = validate_config({"samples": {"m": {"tiltseries": "ts.mrc", "angles": "ts.rawtlt"}}})
+    with pytest.raises(ConfigError, match=r"samples.m.angles: file not found: ts.rawtlt") as e:
+        check_files(cfg, tmp_path)
+    assert "fix:" in str(e.value)
+    (tmp_path / "ts.rawtlt").write_text("0\n")
+    check_files(cfg, tmp_path)

@@ -1,0 +1,112 @@
+"""The workflow through Snakemake itself: DAG, lint, a demo run, reruns, and failures."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+TINY = {"simulate": {"size": 48, "pixel_size_nm": 1.0, "tilt": {"start": -60, "stop": 60, "step": 4}}}
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(cfg), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    stats = result.stdout.split("Job stats:")[-1] if "Job stats:" in result.stdout else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)
+            if m.group(1) != "total"}
+
+
+def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    r = snakemake(tmp_path, config, "-n")
+    assert r.returncode == 0, r.stderr
+    assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "all": 1}
+
+
+def test_lint_is_clean(tmp_path):
+    r = snakemake(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()), "--lint")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
+    config = {"samples": {"tiny": TINY}}
+    r = snakemake(tmp_path, config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = tmp_path / "results" / "tiny"
+    for f in ("00_simulate/tiltseries.tif", "00_simulate/labels.tif", "00_simulate/phantom.tif",
+              "00_simulate/truth.json", "00_simulate/overview.png", "00_import/tiltseries.tif",
+              "00_import/angles.txt", "00_import/meta.json", "00_import/qc.png"):
+        assert (res / f).stat().st_size > 0, f
+    with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
+        stack = tif.asarray()
+        assert tif.imagej_metadata["unit"] == "nm"
+    assert stack.shape == (31, 48, 48) and stack.dtype == np.float32
+    angles = np.loadtxt(res / "00_import/angles.txt")
+    assert np.all(np.diff(angles) > 0) and angles[0] == -60
+    meta = json.loads((res / "00_import/meta.json").read_text())
+    assert meta["pixel_size_nm"] == pytest.approx(1.0) and meta["pixel_size_source"] == "file header"
+    labels = tifffile.imread(res / "00_simulate/labels.tif")
+    assert labels.shape == (48, 48, 48) and set(np.unique(labels)) == {0, 1, 2}
+    for log in ("simulate", "import"):
+        assert "throughput" in (res / "logs" / f"{log}.log").read_text()
+    # Nothing to redo; an import setting reruns import only; a simulate setting reruns both.
+    assert planned_jobs(snakemake(tmp_path, config, "-n")) == {}
+    changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"import_tiltseries": 1, "all": 1}
+    reseeded = {"samples": {"tiny": {"simulate": {**TINY["simulate"], "seed": 7}}}}
+    assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
+        "simulate": 1, "import_tiltseries": 1, "all": 1}
+    # The report collects the figures.
+    r = snakemake(tmp_path, config, "--report", str(tmp_path / "report.html"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+def test_config_mistakes_stop_before_any_job(tmp_path):
+    r = snakemake(tmp_path, {"samples": {"tiny": {"simulate": {"sizee": 48}}}})
+    assert r.returncode != 0
+    assert "samples.tiny.simulate.sizee: unknown key" in r.stderr
+    r = snakemake(tmp_path, {"samples": {"m": {"tiltseries": "data/missing.mrc"}}})
+    assert r.returncode != 0
+    assert "samples.m.tiltseries: file not found: data/missing.mrc" in r.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_measured_samples_import_and_bad_input_leaves_no_output(tmp_path):
+    rng = np.random.default_rng(0)
+    data = (100 + rng.normal(0, 5, (9, 32, 32))).astype(np.float32)
+    (tmp_path / "data").mkdir()
+    tifffile.imwrite(tmp_path / "data/good.tif", data[::-1], imagej=True, resolution=(2.0, 2.0),
+                     metadata={"unit": "nm"})
+    (tmp_path / "data/good.rawtlt").write_text("\n".join(str(a) for a in range(40, -50, -10)))
+    np.save(tmp_path / "data/bad.npy", data)
+    config = {"samples": {"good": {"tiltseries": "data/good.tif", "angles": "data/good.rawtlt"},
+                          "bad": {"tiltseries": "data/bad.npy", "pixel_size_nm": 0.5,
+                                  "angles": {"start": -40, "step": 10, "stop": 30}}}}
+    r = snakemake(tmp_path, config, "--keep-going")
+    assert r.returncode != 0
+    good = tmp_path / "results/good/00_import"
+    np.testing.assert_allclose(np.loadtxt(good / "angles.txt"), np.arange(-40, 50, 10))
+    assert json.loads((good / "meta.json").read_text())["pixel_size_nm"] == pytest.approx(0.5)
+    bad = tmp_path / "results/bad"
+    leftovers = list((bad / "00_import").iterdir()) if (bad / "00_import").exists() else []
+    assert leftovers == []  # not even hidden temporary files
+    log = (bad / "logs/import.log").read_text()
+    assert "data/bad.npy: 9 images but 8 angles" in log and "fix:" in log
