@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
+from tqdm import tqdm
 
 BACKGROUND, ALUMINA, PT = 0, 1, 2
 CLASS_NAMES = {BACKGROUND: "background", ALUMINA: "alumina", PT: "pt"}
@@ -97,10 +98,10 @@ def centre_vec(n: int) -> np.ndarray:
 
 
 def _rasterise_support(crystals: list[Crystallite], n: int, rng: np.random.Generator,
-                       support: dict, voxel_nm: float) -> np.ndarray:
+                       support: dict, voxel_nm: float, progress: bool) -> np.ndarray:
     shape = (n, n, n)
     level = np.full(shape, 4.0, dtype=np.float32)  # normalised "radius": < 1 inside a crystallite
-    for cr in crystals:
+    for cr in tqdm(crystals, desc="crystallites", unit="crystal", disable=not progress):
         box = _box(cr.centre_vox, cr.reach + 2, shape)
         if box is None:
             continue
@@ -185,13 +186,13 @@ def _decorate_with_pt(material: np.ndarray, rng: np.random.Generator, pt: dict,
 
 
 def build_catalyst(n: int, voxel_nm: float, support: dict, pt: dict,
-                   rng: np.random.Generator) -> Phantom:
+                   rng: np.random.Generator, progress: bool = False) -> Phantom:
     """Material map of a Pt/γ-Al2O3 catalyst on an n³ grid of voxel_nm voxels.
 
     `support` and `pt` are the `simulate.support` and `simulate.pt` config sections (see the schema).
     """
     crystals = _grow_aggregate(rng, n, support, voxel_nm)
-    solid = _rasterise_support(crystals, n, rng, support, voxel_nm)
+    solid = _rasterise_support(crystals, n, rng, support, voxel_nm, progress)
     material = solid.astype(np.uint8)  # ALUMINA == 1
     particles = _decorate_with_pt(material, rng, pt, voxel_nm)
     return Phantom(material, voxel_nm, crystals, particles)

@@ -73,7 +73,7 @@ def simulate(params: dict, progress: bool = False) -> Simulation:
     n, px = size * over, params["pixel_size_nm"]
     fine_nm = px / over
 
-    cat = phantom.build_catalyst(n, fine_nm, params["support"], params["pt"], rng)
+    cat = phantom.build_catalyst(n, fine_nm, params["support"], params["pt"], rng, progress)
     t_phantom = time.perf_counter() - t0
     haadf = params["haadf"]
     mu = scattering_per_nm(haadf["z_exponent"], haadf["pt_scatter_per_nm"])
