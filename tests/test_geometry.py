@@ -49,3 +49,20 @@ def test_bin_mean_averages_blocks_and_keeps_centre():
     fine = blob((64, 64), (geometry.centre(64),) * 2, sigma=3)
     np.testing.assert_allclose(centroid(geometry.bin_mean(fine, 2)), (geometry.centre(32),) * 2,
                                atol=1e-6)
+
+
+def test_gauge_fix_recovers_the_offset_and_drops_object_translations():
+    rng = np.random.default_rng(0)
+    angles = np.arange(-70, 71, 2.0)
+    th = np.deg2rad(angles)
+    raw = rng.normal(0, 1.0, (len(angles), 2))
+    _, pure = geometry.gauge_fix(angles, raw)  # shifts without gauge components
+    # Add an axis offset, an object translation (x: a cos θ + b sin θ) and a y translation.
+    t = pure.copy()
+    t[:, 1] += 2.6 + 1.7 * np.cos(th) - 0.9 * np.sin(th)
+    t[:, 0] += 3.3
+    offset, shifts = geometry.gauge_fix(angles, t)
+    assert offset == pytest.approx(2.6, abs=1e-9)
+    np.testing.assert_allclose(shifts, pure, atol=1e-9)
+    # Raw/axis frame conversions are inverse rotations.
+    np.testing.assert_allclose(geometry.raw_frame(geometry.axis_frame(raw, 7.0), 7.0), raw, atol=1e-12)

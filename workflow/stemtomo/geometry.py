@@ -10,6 +10,11 @@ Conventions (all stages, all backends):
   raw image is R(φ)·(1, 0) in (y, x), i.e. the image is rotated counter-clockwise by φ in (x, y)),
   δ the tilt-axis offset (px, perpendicular to the axis, in the aligned frame) and s the per-tilt
   shift (y, x) in raw pixels.
+- Gauge: projections determine the per-tilt translations t = R(φ)⁻¹·s + (0, δ) only up to an object
+  translation, i.e. up to a constant along y and a·cos θ + b·sin θ along x. stemtomo fixes this
+  freedom once for all stages (simulated truth and alignment alike): the per-tilt shifts, in the
+  axis frame, have zero mean along y and no constant, cos θ or sin θ component along x; the constant
+  part is the axis offset δ. The reconstruction frame is then the object's own frame.
 """
 
 from __future__ import annotations
@@ -42,6 +47,31 @@ def raw_to_aligned(points_yx: np.ndarray, axis_angle_deg: float, axis_offset_px:
     """Inverse of :func:`aligned_to_raw`."""
     r = np.asarray(points_yx, dtype=float) - np.asarray(shift_yx, dtype=float)
     return r @ rotation_yx(-axis_angle_deg).T - np.array([0.0, axis_offset_px])
+
+
+def gauge_fix(angles_deg: np.ndarray, translations_yx: np.ndarray) -> tuple[float, np.ndarray]:
+    """Split axis-frame per-tilt translations (n, 2) into the axis offset and gauge-fixed shifts.
+
+    Returns (δ, shifts) with shifts[:, 0] of zero mean and shifts[:, 1] orthogonal to 1, cos θ and
+    sin θ; δ is the coefficient of the constant (the cos θ and sin θ parts are an object
+    translation and are dropped). See the module docstring.
+    """
+    t = np.asarray(translations_yx, dtype=float)
+    th = np.deg2rad(np.asarray(angles_deg, dtype=float))
+    basis = np.stack([np.ones_like(th), np.cos(th), np.sin(th)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, t[:, 1], rcond=None)
+    shifts = np.stack([t[:, 0] - t[:, 0].mean(), t[:, 1] - basis @ coef], axis=1)
+    return float(coef[0]), shifts
+
+
+def axis_frame(shifts_yx: np.ndarray, axis_angle_deg: float) -> np.ndarray:
+    """Raw-frame shifts (n, 2) → the same translations in the axis frame (R(φ)⁻¹·s)."""
+    return np.asarray(shifts_yx, dtype=float) @ rotation_yx(axis_angle_deg)
+
+
+def raw_frame(translations_yx: np.ndarray, axis_angle_deg: float) -> np.ndarray:
+    """Inverse of :func:`axis_frame`."""
+    return np.asarray(translations_yx, dtype=float) @ rotation_yx(axis_angle_deg).T
 
 
 def _warp(image: np.ndarray, matrix: np.ndarray, offset: np.ndarray, order: int,

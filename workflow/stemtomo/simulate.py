@@ -83,13 +83,15 @@ def simulate(params: dict, progress: bool = False) -> Simulation:
     angles = tilt_angles(params["tilt"])
     order = acquisition_order(angles, params["acquisition"])
     mis = params["misalignment"]
-    # Shifts: per-tilt jitter plus a random-walk drift along the acquisition order, zero at the
-    # reference (smallest |angle|) tilt, which defines the aligned frame.
+    # Shifts: per-tilt jitter plus a random-walk drift along the acquisition order, gauge-fixed
+    # (geometry.gauge_fix) so that they carry no object translation and no axis offset: the truth
+    # is then exactly what any alignment can recover, and labels stay in the object's frame.
     drift = np.zeros((len(angles), 2))
     drift[order] = np.cumsum(rng.normal(0, mis["drift_px"], (len(angles), 2)), axis=0)
     shifts = drift + rng.normal(0, mis["shift_px"], (len(angles), 2))
+    _, fixed = geometry.gauge_fix(angles, geometry.axis_frame(shifts, mis["axis_angle_deg"]))
+    shifts = geometry.raw_frame(fixed, mis["axis_angle_deg"])
     ref = int(np.argmin(np.abs(angles)))
-    shifts -= shifts[ref]
     gain = 1.0 + rng.normal(0, haadf["intensity_jitter"], len(angles))
     dose_per_px = haadf["dose_e_per_A2"] * (px * 10.0) ** 2
 
@@ -114,8 +116,10 @@ def simulate(params: dict, progress: bool = False) -> Simulation:
         "description": (
             "Ground truth of the simulated acquisition. Raw position r and aligned position p "
             "(y, x) relative to the image centre (n-1)/2 satisfy r = R(axis_angle)(p + (0, "
-            "axis_offset)) + shift, see stemtomo.geometry. Labels and density are (z, y, x) in the "
-            "aligned frame: tilt axis along y through the centre, z along the beam at 0 deg."),
+            "axis_offset)) + shift, see stemtomo.geometry. Shifts are gauge-fixed (in the axis "
+            "frame: zero-mean y; x without constant, cos and sin components). Labels and density "
+            "are (z, y, x) in the aligned frame: tilt axis along y through the centre, z along "
+            "the beam at 0 deg."),
         "pixel_size_nm": px,
         "shape_zyx": list(labels.shape),
         "angles_deg": [float(a) for a in angles],
