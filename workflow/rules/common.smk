@@ -57,4 +57,7 @@ def all_outputs():
                           f=["tiltseries.tif", "labels.tif", "phantom.tif", "truth.json"])
         out += expand("results/{sample}/00_import/{f}", sample=s,
                       f=["tiltseries.tif", "angles.txt", "meta.json", "qc.png"])
+        out += expand("results/{sample}/01_align/{f}", sample=s,
+                      f=["tiltseries.tif", "alignment.json", "tiltseries.xf", "tiltseries.tlt",
+                         "qc.png"])
     return out

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator, validators
 
 from .errors import ConfigError
 
+STAGES_WITH_OVERRIDES = ("import", "align")
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
@@ -84,7 +85,8 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
             lines.append(f"  {key}: {problem}" + (f"\n    fix: {fix}" if fix else ""))
         raise ConfigError("config", f"{len(errors)} invalid setting(s):\n" + "\n".join(lines))
     for name in config["samples"]:
-        stage_settings(config, name, "import", schema)  # check per-sample overrides early
+        for stage in STAGES_WITH_OVERRIDES:
+            stage_settings(config, name, stage, schema)  # check per-sample overrides early
     return config
 
 

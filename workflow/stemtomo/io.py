@@ -67,3 +67,26 @@ def write_angles(path: str | os.PathLike, angles: Sequence[float]) -> None:
     """One angle in degrees per line (IMOD .tlt/.rawtlt layout)."""
     with atomic_path(path) as tmp:
         tmp.write_text("".join(f"{a:.4f}\n" for a in angles))
+
+
+def write_xf(path: str | os.PathLike, axis_angle_deg: float, axis_offset_px: float,
+             shifts_yx: np.ndarray) -> None:
+    """IMOD .xf: per raw view `A11 A12 A21 A22 DX DY`, mapping raw to aligned positions
+    (x, y relative to the image centre, y = row index): p = A·r + D."""
+    from .geometry import rotation_yx
+
+    r_yx = rotation_yx(-axis_angle_deg)  # aligned p = R(φ)⁻¹(r − s) − (0, δ) in (y, x)
+    a = np.array([[r_yx[1, 1], r_yx[1, 0]], [r_yx[0, 1], r_yx[0, 0]]])  # reorder to (x, y)
+    lines = []
+    for sy, sx in np.asarray(shifts_yx, dtype=float):
+        d = -a @ np.array([sx, sy]) - np.array([axis_offset_px, 0.0])
+        lines.append(f"{a[0, 0]:12.7f}{a[0, 1]:12.7f}{a[1, 0]:12.7f}{a[1, 1]:12.7f}"
+                     f"{d[0]:12.3f}{d[1]:12.3f}\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(lines))
+
+
+def read_xf(path: str | os.PathLike) -> np.ndarray:
+    """(n, 2, 3) affine matrices [A | D] from an IMOD .xf file."""
+    rows = np.loadtxt(path, ndmin=2)
+    return np.stack([np.array([[r[0], r[1], r[4]], [r[2], r[3], r[5]]]) for r in rows])

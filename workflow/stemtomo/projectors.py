@@ -1,0 +1,86 @@
+"""The projector interface shared by alignment (projection matching) and reconstruction.
+
+A projector maps a (nz, ny, nx) volume to (tilt, ny, nu) parallel-beam projections about the y axis
+(conventions in stemtomo.geometry) and back (the exact adjoint). Backends:
+- ``joseph-cpu``: Joseph's method as one SciPy sparse matrix per tilt series, applied to all y slices
+  at once; always available. Further backends (ASTRA 2D on the CPU, ASTRA 3D on GPU tensors,
+  TomoPy) implement the same two methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Projector(ABC):
+    name = "abstract"
+
+    def __init__(self, angles_deg: np.ndarray, volume_shape: tuple[int, int, int],
+                 detector_width: int | None = None) -> None:
+        self.angles = np.asarray(angles_deg, dtype=float)
+        self.volume_shape = tuple(int(v) for v in volume_shape)
+        self.detector_width = int(detector_width or volume_shape[2])
+
+    @property
+    def projection_shape(self) -> tuple[int, int, int]:
+        return (len(self.angles), self.volume_shape[1], self.detector_width)
+
+    @abstractmethod
+    def forward(self, volume: np.ndarray) -> np.ndarray:
+        """Line integrals (unit voxel length) of a (nz, ny, nx) volume → (tilt, ny, nu)."""
+
+    @abstractmethod
+    def back(self, projections: np.ndarray) -> np.ndarray:
+        """Adjoint of :meth:`forward`: (tilt, ny, nu) → (nz, ny, nx)."""
+
+    @abstractmethod
+    def subset(self, tilts: np.ndarray) -> Projector:
+        """The same geometry restricted to some tilts (for ordered-subset methods)."""
+
+
+class JosephProjector(Projector):
+    name = "joseph-cpu"
+
+    def __init__(self, angles_deg, volume_shape, detector_width=None, matrix=None) -> None:
+        import scipy.sparse as sp
+
+        from .raytrace import joseph_matrix
+
+        super().__init__(angles_deg, volume_shape, detector_width)
+        nz, _, nx = self.volume_shape
+        self._a = matrix if matrix is not None else sp.vstack(
+            [joseph_matrix(nz, nx, self.detector_width, float(a)) for a in self.angles]).tocsr()
+        self._at = self._a.T.tocsr()
+
+    def subset(self, tilts: np.ndarray) -> JosephProjector:
+        rows = (np.asarray(tilts)[:, None] * self.detector_width
+                + np.arange(self.detector_width)[None, :]).ravel()
+        return JosephProjector(self.angles[tilts], self.volume_shape, self.detector_width,
+                               self._a[rows])
+
+    def forward(self, volume: np.ndarray) -> np.ndarray:
+        nz, ny, nx = self.volume_shape
+        cols = np.ascontiguousarray(np.asarray(volume, np.float32).transpose(0, 2, 1)).reshape(nz * nx, ny)
+        out = self._a @ cols
+        return np.ascontiguousarray(out.reshape(len(self.angles), self.detector_width, ny)
+                                    .transpose(0, 2, 1))
+
+    def back(self, projections: np.ndarray) -> np.ndarray:
+        nz, ny, nx = self.volume_shape
+        rows = np.ascontiguousarray(np.asarray(projections, np.float32).transpose(0, 2, 1))
+        out = self._at @ rows.reshape(-1, ny)
+        return np.ascontiguousarray(out.reshape(nz, nx, ny).transpose(0, 2, 1))
+
+
+BACKENDS = {JosephProjector.name: JosephProjector}
+
+
+def make_projector(backend: str, angles_deg: np.ndarray, volume_shape: tuple[int, int, int],
+                   detector_width: int | None = None) -> Projector:
+    if backend == "auto":
+        backend = JosephProjector.name
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown projector backend {backend!r}; available: {sorted(BACKENDS)}")
+    return BACKENDS[backend](angles_deg, volume_shape, detector_width)
