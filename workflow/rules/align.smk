@@ -19,6 +19,6 @@ rule align:
         "results/{sample}/logs/align.log",
     threads: 2
     conda:
-        "../../envs/io.yaml"
+        "../../envs/recon.yaml"
     script:
         "../scripts/align.py"
