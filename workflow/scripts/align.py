@@ -30,7 +30,7 @@ def main(smk) -> None:
                  "GPU present" if gpu else "no GPU; set align.projection_matching: true to run it on the CPU")
     result = align_tiltseries(stack, angles, settings, gpu=gpu, progress=True)
     keep = ~result.bad if settings["drop_bad_tilts"] else np.ones(len(angles), bool)
-    aligned, fills = apply_alignment(stack, result, keep)
+    aligned, fills = apply_alignment(stack, result, keep, threads=smk.threads)
     out = smk.output
     io.write_tiff(out.tiltseries, aligned, raw.pixel_size_nm)
     io.write_angles(out.tlt, angles[keep])

@@ -86,6 +86,14 @@ def _view(image: np.ndarray, angle_deg: float, translation_yx: np.ndarray, stret
                                     cval=cval, prefilter=order > 1)
 
 
+def _rebin(stack: np.ndarray, width: int) -> np.ndarray:
+    """Bin a stack by the largest power of two that keeps it at least `width` px wide."""
+    f = 1
+    while max(stack.shape[-2:]) // (2 * f) >= width and all(n % (2 * f) == 0 for n in stack.shape[-2:]):
+        f *= 2
+    return stack if f == 1 else np.stack([geometry.bin_mean(im, f) for im in stack])
+
+
 def has_signal(work: np.ndarray, ratio: float = 0.25) -> np.ndarray:
     """Tilts whose smoothed image varies at least `ratio` × the median: excludes blank frames
     (beam blanked, lost scan) that hold only detector noise."""
@@ -174,9 +182,11 @@ def estimate_axis_angle(work: np.ndarray, guess: float, search: float,
     def cost(a: float) -> float:
         return align_profiles(profiles.along_axis(a), rounds=2)[0]
 
-    # Coarse: shift-invariant spread every 2°; fine: registered spread around the best.
+    # Coarse: shift-invariant spread every 2° on images ≤ 128 px; fine: registered spread around
+    # the best at the working binning.
+    small = _Profiles(_rebin(work[usable], 128))
     grid = guess + np.arange(-search, search + 1e-9, 2.0)
-    coarse = np.array([_magnitude_spread(profiles.along_axis(a)) for a in grid])
+    coarse = np.array([_magnitude_spread(small.along_axis(a)) for a in grid])
     best = grid[int(np.argmin(coarse))]
     res = optimize.minimize_scalar(cost, bounds=(best - 2.5, best + 2.5), method="bounded",
                                    options={"xatol": 0.002})
@@ -311,6 +321,10 @@ def estimate_offset(work: np.ndarray, angles: np.ndarray, axis_angle: float,
     """Further axis offset (work px) at which SIRT reconstructions of a few slices fit the data
     best: a coarse 1 px grid over ±search, then a 0.1 px grid and a parabola at the minimum."""
     aligned = np.stack([_view(work[i], axis_angle, translations[i]) for i in np.flatnonzero(usable)])
+    # The reconstructions run on ~128 px wide sinograms: offsets scale with the extra binning.
+    small = _rebin(aligned, 128)
+    f = aligned.shape[2] // small.shape[2]
+    aligned, search = small, search / f
     ang = angles[usable]
     profile = aligned.sum(axis=(0, 2))
     rows = np.flatnonzero(profile > 0.05 * profile.max())
@@ -330,8 +344,8 @@ def estimate_offset(work: np.ndarray, angles: np.ndarray, axis_angle: float,
     k = int(np.clip(np.argmin(costs), 2, len(fine) - 3))
     a, b, _ = np.polyfit(fine[k - 2:k + 3], costs[k - 2:k + 3], 2)
     delta = float(np.clip(-b / (2 * a), fine[k - 2], fine[k + 2])) if a > 0 else float(fine[k])
-    info.update(fine_px=fine.tolist(), fine_misfit=costs.tolist())
-    return delta, info
+    info.update(fine_px=fine.tolist(), fine_misfit=costs.tolist(), extra_binning=f)
+    return delta * f, info
 
 
 # --- 4. projection matching -----------------------------------------------------------------------
@@ -498,16 +512,21 @@ def align_tiltseries(stack: np.ndarray, angles: np.ndarray, settings: dict,
     })
 
 
-def apply_alignment(stack: np.ndarray, alignment: Alignment,
-                    keep: np.ndarray | None = None) -> tuple[np.ndarray, list[float]]:
+def apply_alignment(stack: np.ndarray, alignment: Alignment, keep: np.ndarray | None = None,
+                    threads: int = 1) -> tuple[np.ndarray, list[float]]:
     """Resample the original images once (cubic spline); pixels from outside the image are filled
-    with that image's vacuum level. Returns the aligned stack and the fill values."""
+    with that image's vacuum level. Returns the aligned stack and the fill values. SciPy's
+    resampling releases the GIL, so `threads` images are resampled at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
     keep = np.ones(len(stack), bool) if keep is None else keep
-    out, fills = [], []
-    for i in np.flatnonzero(keep):
+
+    def one(i: int) -> tuple[np.ndarray, float]:
         fill = vacuum_level(stack[i])
         phi, delta, shift = alignment.transform(i)
-        out.append(geometry.aligned_from_raw(stack[i].astype(np.float32), phi, delta, shift,
-                                             order=3, cval=fill))
-        fills.append(fill)
-    return np.stack(out).astype(np.float32), fills
+        return geometry.aligned_from_raw(stack[i].astype(np.float32), phi, delta, shift,
+                                         order=3, cval=fill), fill
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        results = list(pool.map(one, np.flatnonzero(keep)))
+    return np.stack([r[0] for r in results]).astype(np.float32), [r[1] for r in results]
