@@ -104,18 +104,17 @@ def has_signal(work: np.ndarray, ratio: float = 0.25) -> np.ndarray:
 # --- 1. tilt-axis angle ---------------------------------------------------------------------------
 
 class _Profiles:
-    """Projections of each (background-subtracted) image onto a direction.
-
-    All pixels count: the integral across the axis must hold all of the object's mass at every
-    tilt, also where a wide projection reaches the image corners."""
+    """Projections of each image onto a direction, for pixels inside the inscribed disk (the
+    same region for every direction; corners would add direction-dependent background)."""
 
     def __init__(self, work: np.ndarray) -> None:
         n, h, w = work.shape
-        self.radius = int(np.ceil(np.hypot(h, w) / 2)) + 1
+        self.radius = int(min(h, w) // 2) - 1
         y, x = np.mgrid[:h, :w]
-        self.y = (y - geometry.centre(h)).ravel()
-        self.x = (x - geometry.centre(w)).ravel()
-        self.values = work.reshape(n, -1)
+        y, x = y - geometry.centre(h), x - geometry.centre(w)
+        inside = y**2 + x**2 <= self.radius**2
+        self.y, self.x = y[inside], x[inside]
+        self.values = work[:, inside]
         self.length = 2 * self.radius + 3
 
     def along_axis(self, angle_deg: float) -> np.ndarray:
@@ -422,9 +421,9 @@ def refine_axis_angle(work: np.ndarray, angles: np.ndarray, axis_angle: float,
         rec = sirt(projector, aligned, 2 * settings["pm_sirt_iterations"],
                    subsets=settings["pm_subsets"])
         residuals.append(rec.residuals[-1])
-    k = int(np.clip(np.argmin(residuals), 2, len(grid) - 3))
-    c2, c1, _ = np.polyfit(grid[k - 2:k + 3] - axis_angle, residuals[k - 2:k + 3], 2)
-    best = axis_angle + (-c1 / (2 * c2) if c2 > 0 else grid[k] - axis_angle)
+    # A parabola through the whole grid averages out the residual's noise near the minimum.
+    c2, c1, _ = np.polyfit(grid - axis_angle, residuals, 2)
+    best = axis_angle + (-c1 / (2 * c2) if c2 > 0 else grid[int(np.argmin(residuals))] - axis_angle)
     best = float(np.clip(best, grid[0], grid[-1]))
     return best, {"grid_deg": grid.tolist(), "residual": [float(r) for r in residuals]}
 
