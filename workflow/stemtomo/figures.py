@@ -103,7 +103,8 @@ def alignment_qc(path: str | os.PathLike, raw: np.ndarray, aligned: np.ndarray,
     ax[0, 1].plot(angles, alignment.quality, ".-", color="0.3")
     ax[0, 1].plot(angles[bad], alignment.quality[bad], "rx", ms=9, label="flagged")
     ax[0, 1].set_xlabel("tilt (°)")
-    ax[0, 1].set_title("cross-correlation peak (normalised)")
+    ax[0, 1].set_title("correlation with reference" + (" (reprojection)" if alignment.history.get(
+        "projection_matching") else " (neighbour)"))
     if bad.any():
         ax[0, 1].legend(fontsize=8)
     pm = alignment.history.get("projection_matching") or []
