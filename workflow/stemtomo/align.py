@@ -10,10 +10,13 @@ Steps, all at a working binning (images ≤ 512 px wide) and reported in full-re
 2. Shifts perpendicular to the axis by band-passed, tapered, subpixel cross-correlation outward from
    the lowest tilt, the higher-tilt image cosine-stretched about the axis (Guckenberger 1982; IMOD
    tiltxcorr), against either the neighbour or the cumulative sum of all aligned lower tilts.
-3. Tilt-axis offset δ from data consistency: the SIRT reconstruction of a few slices fits the data
-   best at the true axis position. Unlike 0°/180° symmetry methods this holds with a missing wedge.
-4. Optional projection matching: reconstruct, reproject, re-register every tilt to its reprojection,
-   repeat until the shifts move by less than the tolerance (Dengler 1989; Parkinson et al. 2012).
+3. Tilt-axis offset δ from data consistency: least-squares (CGLS) reconstructions of a few slabs
+   fit the data best at the true axis position. Unlike 0°/180° symmetry methods this holds with a
+   missing wedge. The offset is the weakly determined mode of the problem (see
+   geometry.gauge_fix), so shift errors leak into it; projection matching then refines both.
+4. Optional projection matching: reconstruct (OS-SIRT), reproject, re-register every tilt to its
+   reprojection, repeat until the shifts move by less than the tolerance (Dengler 1989; Parkinson
+   et al. 2012); then refine the axis angle by the reconstruction residual and re-register.
 
 Shifts are gauge-fixed as described in stemtomo.geometry, so they compare directly with simulated
 truth and place the reconstruction in the object's frame.
@@ -56,14 +59,17 @@ class Alignment:
 
 # --- working copy ---------------------------------------------------------------------------------
 
-def working_binning(shape: tuple[int, ...], setting: int | str) -> int:
-    """The requested binning, or for 'auto' the smallest power of two giving ≤ 512 px."""
-    if setting != "auto":
-        return int(setting)
+def _power_of_two_binning(shape: tuple[int, ...], width: int) -> int:
+    """Smallest power-of-two binning that brings the images to ≤ `width` px (as far as they divide)."""
     b = 1
-    while max(shape[-2:]) / b > 512 and all(s % (2 * b) == 0 for s in shape[-2:]):
+    while max(shape[-2:]) / b > width and all(s % (2 * b) == 0 for s in shape[-2:]):
         b *= 2
     return b
+
+
+def working_binning(shape: tuple[int, ...], setting: int | str) -> int:
+    """The requested binning, or for 'auto' the binning that gives images ≤ 512 px."""
+    return _power_of_two_binning(shape, 512) if setting == "auto" else int(setting)
 
 
 def _prepare(stack: np.ndarray, binning: int) -> np.ndarray:
@@ -87,10 +93,8 @@ def _view(image: np.ndarray, angle_deg: float, translation_yx: np.ndarray, stret
 
 
 def _rebin(stack: np.ndarray, width: int) -> np.ndarray:
-    """Bin a stack by the largest power of two that keeps it at least `width` px wide."""
-    f = 1
-    while max(stack.shape[-2:]) // (2 * f) >= width and all(n % (2 * f) == 0 for n in stack.shape[-2:]):
-        f *= 2
+    """A copy binned to ≤ `width` px (see _power_of_two_binning); the stack itself if no binning."""
+    f = _power_of_two_binning(stack.shape, width)
     return stack if f == 1 else np.stack([geometry.bin_mean(im, f) for im in stack])
 
 
@@ -244,9 +248,8 @@ def translation_chain(work: np.ndarray, angles: np.ndarray, axis_angle: float,
         k_b = cos[b] / cos[a]
         moving = _view(work[b], axis_angle, t[b], k_b)
         if settings["reference"] == "cumulative":
-            window = settings["cumulative_window"] or len(members[side])
             reference = sum(_view(work[j], axis_angle, t[j], cos[j] / cos[a])
-                            for j in members[side][-window:])
+                            for j in members[side][-settings["cumulative_window"]:])
         else:
             reference = _view(work[a], axis_angle, t[a])
         r = corr(reference, moving)
@@ -260,8 +263,7 @@ def translation_chain(work: np.ndarray, angles: np.ndarray, axis_angle: float,
         last_good[side] = b
         members[side].append(b)
     # The reference tilt's quality: its correlation with its first good neighbour.
-    neighbours = [j for j in (members[1][1:2] + members[-1][1:2])]
-    quality[ref] = max((quality[j] for j in neighbours), default=1.0)
+    quality[ref] = max((quality[j] for j in members[1][1:2] + members[-1][1:2]), default=1.0)
     return t, quality, bad
 
 
@@ -283,20 +285,9 @@ def integer_chain(stack: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 # --- 3. tilt-axis offset --------------------------------------------------------------------------
 
-def slab_support(volume: np.ndarray, level: float = 0.15, margin: float = 0.15) -> np.ndarray:
-    """(nz, 1, 1) mask of the slab where the z-profile of |volume| exceeds `level` × its maximum,
-    widened by `margin` of its height: catalyst samples are thin along the beam."""
-    profile = ndimage.uniform_filter1d(np.abs(volume).sum(axis=(1, 2)), 3)
-    inside = np.flatnonzero(profile > level * profile.max())
-    pad = int(np.ceil(margin * (inside[-1] - inside[0] + 1)))
-    mask = np.zeros((volume.shape[0], 1, 1), np.float32)
-    mask[max(inside[0] - pad, 0): inside[-1] + pad + 1] = 1.0
-    return mask
-
-
 def _offset_misfits(sino: np.ndarray, angles: np.ndarray, deltas: np.ndarray,
                     settings: dict) -> np.ndarray:
-    """Relative SIRT data misfit of the sinograms (tilt, rows, x) shifted by each δ in x.
+    """Relative CGLS data misfit of the sinograms (tilt, rows, x) shifted by each δ in x.
 
     All candidates are reconstructed in one batch: they are stacked as extra slices."""
     t, rows, nx = sino.shape
@@ -304,11 +295,7 @@ def _offset_misfits(sino: np.ndarray, angles: np.ndarray, deltas: np.ndarray,
     batch = np.concatenate([_shift_rows(flat, np.full(len(flat), -d)).reshape(t, rows, nx)
                             for d in deltas], axis=1)
     projector = make_projector(settings["projector"], angles, (nx, batch.shape[1], nx))
-    # Confine the unknowns to the sample's slab along z: with empty space free, a least-squares
-    # reconstruction absorbs much of a wrong axis position into spurious mass outside the sample.
-    first = cgls(make_projector(settings["projector"], angles, (nx, rows, nx)), sino,
-                 settings["offset_iterations"]).volume
-    rec = cgls(projector, batch, settings["offset_iterations"], support=slab_support(first))
+    rec = cgls(projector, batch, settings["offset_iterations"])
     diff = (batch - projector.forward(rec.volume)).reshape(t, len(deltas), rows, nx)
     norm = (batch.reshape(t, len(deltas), rows, nx) ** 2).sum(axis=(0, 2, 3))
     return (diff**2).sum(axis=(0, 2, 3)) / norm
@@ -317,8 +304,8 @@ def _offset_misfits(sino: np.ndarray, angles: np.ndarray, deltas: np.ndarray,
 def estimate_offset(work: np.ndarray, angles: np.ndarray, axis_angle: float,
                     translations: np.ndarray, usable: np.ndarray, settings: dict,
                     search: float) -> tuple[float, dict]:
-    """Further axis offset (work px) at which SIRT reconstructions of a few slices fit the data
-    best: a coarse 1 px grid over ±search, then a 0.1 px grid and a parabola at the minimum."""
+    """Further axis offset (work px) at which CGLS reconstructions of a few slabs fit the data
+    best: a coarse 1 px grid over ±search, then a 0.25 px grid and a parabola at the minimum."""
     aligned = np.stack([_view(work[i], axis_angle, translations[i]) for i in np.flatnonzero(usable)])
     # The reconstructions run on ~128 px wide sinograms: offsets scale with the extra binning.
     small = _rebin(aligned, 128)
@@ -501,7 +488,7 @@ def align_tiltseries(stack: np.ndarray, angles: np.ndarray, settings: dict,
                     "no signal" if not usable[i] else f"correlation {quality[i]:.2f}")
     method = ("common-line axis angle" if settings["axis_angle"] == "auto" else "fixed axis angle")
     method += f" + {settings['reference']} stretched cross-correlation"
-    method += " + SIRT-consistency offset" if not fixed_offset else " + fixed offset"
+    method += " + CGLS-consistency offset" if not fixed_offset else " + fixed offset"
     method += " + projection matching" if use_pm else ""
     timings["total"] = time.perf_counter() - t0
     return Alignment(angles, phi, offset * b, raw_shifts, quality, bad, b, method, {

@@ -55,14 +55,10 @@ def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray
 
 
 def cgls(projector: Projector, data: np.ndarray, iterations: int,
-         support: np.ndarray | None = None, progress: bool = False) -> Reconstruction:
+         progress: bool = False) -> Reconstruction:
     """Conjugate gradients on the normal equations AᵀA x = Aᵀy (Hestenes & Stiefel 1952; Björck
-    1996): least squares, converging far faster than SIRT. `support` (broadcastable to the volume)
-    restricts the unknowns to a region, i.e. solves for A·diag(support)."""
-    def back(r: np.ndarray) -> np.ndarray:
-        b = projector.back(r)
-        return b if support is None else b * support
-
+    1996): least squares without constraints, converging far faster than SIRT."""
+    back = projector.back
     y = np.asarray(data, dtype=np.float32)
     x = np.zeros(projector.volume_shape, np.float32)
     r = y.copy()
