@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/import.smk"
 include: "workflow/rules/align.smk"
+include: "workflow/rules/reconstruct.smk"
 
 
 rule all:

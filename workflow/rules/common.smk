@@ -21,6 +21,7 @@ SAMPLES = list(config["samples"])
 
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in SAMPLES),
+    slab=r"\d+",
 
 
 def sample_cfg(sample):
@@ -49,6 +50,11 @@ def import_angles(wildcards):
     return None if isinstance(angles, str) else angles
 
 
+def slab_count(sample):
+    """Number of reconstruction slab jobs (reconstruct.slabs)."""
+    return stage_settings(config, sample, "reconstruct")["slabs"]
+
+
 def all_outputs():
     out = []
     for s in SAMPLES:
@@ -60,4 +66,6 @@ def all_outputs():
         out += expand("results/{sample}/01_align/{f}", sample=s,
                       f=["tiltseries.tif", "alignment.json", "tiltseries.xf", "tiltseries.tlt",
                          "qc.png"])
+        out += expand("results/{sample}/02_recon/{f}", sample=s,
+                      f=["volume.tif", "recon.json", "orthoslices.png"])
     return out

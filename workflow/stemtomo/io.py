@@ -90,3 +90,14 @@ def read_xf(path: str | os.PathLike) -> np.ndarray:
     """(n, 2, 3) affine matrices [A | D] from an IMOD .xf file."""
     rows = np.loadtxt(path, ndmin=2)
     return np.stack([np.array([[r[0], r[1], r[4]], [r[2], r[3], r[5]]]) for r in rows])
+
+
+def write_mrc(path: str | os.PathLike, volume: np.ndarray, voxel_size_nm: float | None) -> None:
+    """MRC2014 volume (z, y, x) float32 with the voxel size in Å, for IMOD and tomviz."""
+    import mrcfile
+
+    with atomic_path(path) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as m:
+            m.set_data(np.asarray(volume, dtype=np.float32))
+            if voxel_size_nm:
+                m.voxel_size = voxel_size_nm * 10.0

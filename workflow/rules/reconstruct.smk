@@ -1,0 +1,43 @@
+rule reconstruct_slab:
+    input:
+        tiltseries="results/{sample}/01_align/tiltseries.tif",
+        tlt="results/{sample}/01_align/tiltseries.tlt",
+    output:
+        slab=temp("results/{sample}/02_recon/slabs/{slab}.npy"),
+        json=temp("results/{sample}/02_recon/slabs/{slab}.json"),
+    params:
+        settings=lambda wc: stage_settings(config, wc.sample, "reconstruct"),
+    log:
+        "results/{sample}/logs/reconstruct_slab{slab}.log",
+    threads: 2
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/reconstruct_slab.py"
+
+
+rule reconstruct:
+    input:
+        slabs=lambda wc: expand("results/{{sample}}/02_recon/slabs/{slab}.npy",
+                                slab=range(slab_count(wc.sample))),
+        records=lambda wc: expand("results/{{sample}}/02_recon/slabs/{slab}.json",
+                                  slab=range(slab_count(wc.sample))),
+        tiltseries="results/{sample}/01_align/tiltseries.tif",
+    output:
+        volume="results/{sample}/02_recon/volume.tif",
+        json="results/{sample}/02_recon/recon.json",
+        figure=report(
+            "results/{sample}/02_recon/orthoslices.png",
+            caption="../report/reconstruct.rst",
+            category="3 Reconstruct",
+            labels={"sample": "{sample}", "figure": "orthoslices"},
+        ),
+    params:
+        settings=lambda wc: stage_settings(config, wc.sample, "reconstruct"),
+        mrc=lambda wc: f"results/{wc.sample}/02_recon/volume.mrc",
+    log:
+        "results/{sample}/logs/reconstruct.log",
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../scripts/reconstruct.py"
