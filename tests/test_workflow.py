@@ -37,7 +37,8 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr
-    assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1, "all": 1}
+    assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
+                               "reconstruct_slab": 1, "reconstruct": 1, "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -54,7 +55,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
               "00_simulate/truth.json", "00_simulate/overview.png", "00_import/tiltseries.tif",
               "00_import/angles.txt", "00_import/meta.json", "00_import/qc.png",
               "01_align/tiltseries.tif", "01_align/alignment.json", "01_align/tiltseries.xf",
-              "01_align/tiltseries.tlt", "01_align/qc.png"):
+              "01_align/tiltseries.tlt", "01_align/qc.png", "02_recon/volume.tif",
+              "02_recon/recon.json", "02_recon/orthoslices.png"):
         assert (res / f).stat().st_size > 0, f
     with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
         stack = tif.asarray()
@@ -66,7 +68,7 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert meta["pixel_size_nm"] == pytest.approx(1.0) and meta["pixel_size_source"] == "file header"
     labels = tifffile.imread(res / "00_simulate/labels.tif")
     assert labels.shape == (48, 48, 48) and set(np.unique(labels)) == {0, 1, 2}
-    for log in ("simulate", "import", "align"):
+    for log in ("simulate", "import", "align", "reconstruct", "reconstruct_slab0"):
         assert "throughput" in (res / "logs" / f"{log}.log").read_text()
     # The alignment recovered the simulated geometry (coarse check; accuracy is in test_align).
     truth = json.loads((res / "00_simulate/truth.json").read_text())
@@ -74,16 +76,29 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert abs(alignment["axis_angle_deg"] - truth["axis_angle_deg"]) < 0.3
     assert len(alignment["tilts"]) == 31 and len(np.loadtxt(res / "01_align/tiltseries.xf")) == 31
     assert tifffile.imread(res / "01_align/tiltseries.tif").shape == (31, 48, 48)
+    volume = tifffile.imread(res / "02_recon/volume.tif")
+    assert volume.shape == (48, 48, 48) and volume.dtype == np.float32
+    recon = json.loads((res / "02_recon/recon.json").read_text())
+    assert recon["backend"] == "joseph-cpu" and np.all(np.diff(recon["residuals"]) < 0)
     # Nothing to redo; a stage's setting reruns that stage and what follows, never what precedes.
     assert planned_jobs(snakemake(tmp_path, config, "-n")) == {}
+    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
-        "import_tiltseries": 1, "align": 1, "all": 1}
+        "import_tiltseries": 1, "align": 1, **after_align}
     changed = {"samples": {"tiny": TINY}, "align": {"upsample": 30}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"align": 1, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"align": 1, **after_align}
+    changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     reseeded = {"samples": {"tiny": {"simulate": {**TINY["simulate"], "seed": 7}}}}
     assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
-        "simulate": 1, "import_tiltseries": 1, "align": 1, "all": 1}
+        "simulate": 1, "import_tiltseries": 1, "align": 1, **after_align}
+    # Three slab jobs and the gather give exactly the single-job volume.
+    sliced = {"samples": {"tiny": TINY}, "reconstruct": {"slabs": 3}}
+    assert planned_jobs(snakemake(tmp_path, sliced, "-n"))["reconstruct_slab"] == 3
+    r = snakemake(tmp_path, sliced)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert np.array_equal(tifffile.imread(res / "02_recon/volume.tif"), volume)
     # The report collects the figures.
     r = snakemake(tmp_path, config, "--report", str(tmp_path / "report.html"))
     assert r.returncode == 0, r.stderr[-2000:]
