@@ -9,14 +9,14 @@ log = logging.getLogger("stemtomo.device")
 
 
 def gpu_available() -> bool:
-    """True when PyTorch sees a CUDA device, or else ASTRA does (never calls ASTRA's 3D code)."""
-    if importlib.util.find_spec("torch") is not None:
-        import torch
+    """True when both PyTorch and ASTRA see a CUDA device (the astra-gpu backend needs both).
+    Only astra.use_cuda() is asked: ASTRA's 3D functions must never run without a GPU."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("astra") is None:
+        return False
+    import torch
 
-        if torch.cuda.is_available():
-            return True
-    if importlib.util.find_spec("astra") is not None:
-        import astra
+    if not torch.cuda.is_available():
+        return False
+    import astra
 
-        return bool(astra.use_cuda())
-    return False
+    return bool(astra.use_cuda())

@@ -84,46 +84,82 @@ def cgls(projector: Projector, data: np.ndarray, iterations: int,
     return Reconstruction(x, residuals)
 
 
-def mlem(projector: Projector, data: np.ndarray, iterations: int, subsets: int = 1,
-         x0: np.ndarray | None = None, mask: np.ndarray | None = None,
+class _Ops:
+    """The few array operations the EM loop needs, for NumPy arrays or torch tensors, so that one
+    loop serves CPU projectors and the GPU projector without leaving the GPU."""
+
+    def __init__(self, like) -> None:
+        self.torch = type(like).__module__.split(".")[0] == "torch"
+        self.like = like
+
+    def ones(self, shape):
+        if self.torch:
+            import torch
+
+            return torch.ones(shape, dtype=torch.float32, device=self.like.device)
+        return np.ones(shape, np.float32)
+
+    def array(self, a):
+        if self.torch and not type(a).__module__.startswith("torch"):
+            import torch
+
+            return torch.as_tensor(np.asarray(a, np.float32), device=self.like.device)
+        return a if self.torch else np.asarray(a, np.float32)
+
+    def floor(self, a, eps: float):
+        return a.clamp(min=eps) if self.torch else np.maximum(a, eps)
+
+    def reciprocal(self, a):
+        return self.floor(a, EPS).reciprocal() * (a > EPS) if self.torch else \
+            np.where(a > EPS, 1.0 / np.maximum(a, EPS), 0.0).astype(np.float32)
+
+    def sumsq(self, a) -> float:
+        return float((a.double() ** 2).sum()) if self.torch else float(np.sum(a.astype(np.float64) ** 2))
+
+    def finite(self, a) -> bool:
+        return bool(a.isfinite().all()) if self.torch else bool(np.all(np.isfinite(a)))
+
+
+def mlem(projector: Projector, data, iterations: int, subsets: int = 1, x0=None, mask=None,
          progress: bool = False) -> Reconstruction:
     """MLEM (Shepp & Vardi 1982) and, with subsets > 1, OSEM (Hudson & Larkin 1994) in one loop:
     x ← x · Aₛᵀ(yₛ / Aₛx) / Aₛᵀ1 for each subset s of interleaved tilts.
 
     Needs non-negative data and a strictly positive start (a zero voxel never changes under a
     multiplicative update). `mask` (broadcastable, 0/1) confines the volume, e.g. to a cylinder.
-    Residuals are ‖Ax − y‖/‖y‖ of the estimate entering each iteration.
+    Data may be a NumPy array or a torch CUDA tensor (with the astra-gpu projector): the loop then
+    runs on the GPU without host round-trips. Residuals are ‖Ax − y‖/‖y‖ of the estimate entering
+    each iteration.
     """
-    y = np.asarray(data, dtype=np.float32)
-    if not np.all(np.isfinite(y)):
+    ops = _Ops(data)
+    y = ops.array(data)
+    if not ops.finite(y):
         raise ValueError("MLEM data contain NaN or Inf")
-    if y.min() < 0:
+    if float(y.min()) < 0:
         raise ValueError("MLEM needs non-negative data; subtract the background and clip first")
     if x0 is None:
-        x = np.ones(projector.volume_shape, np.float32)
+        x = ops.ones(projector.volume_shape)
     else:
-        x = np.array(x0, dtype=np.float32)
-        if x.min() <= 0:
+        x = ops.array(np.array(x0, dtype=np.float32))
+        if float(x.min()) <= 0:
             raise ValueError("EM needs a strictly positive start: a zero voxel never changes")
     if mask is not None:
+        mask = ops.array(mask)
         x *= mask
     parts = []
     for tilts in interleaved_subsets(len(projector.angles), subsets):
         p = projector if subsets == 1 else projector.subset(tilts)
-        sens = p.back(np.ones(p.projection_shape, np.float32))
-        parts.append((tilts, p, np.where(sens > EPS, 1.0 / np.maximum(sens, EPS), 0.0)
-                      .astype(np.float32)))
-    norm = float(np.linalg.norm(y)) or 1.0
+        sens = p.back(ops.ones(p.projection_shape))
+        parts.append((y[tilts] if subsets > 1 else y, p, ops.reciprocal(sens)))
+    norm = np.sqrt(ops.sumsq(y)) or 1.0
     residuals = []
     for _ in tqdm(range(iterations), desc="OSEM" if subsets > 1 else "MLEM", unit="it",
                   disable=not progress):
         sq = 0.0
-        for tilts, p, inv_sens in parts:
+        for ys, p, inv_sens in parts:
             estimate = p.forward(x)
-            diff = estimate - y[tilts]
-            sq += float(np.sum(diff.astype(np.float64) ** 2))
-            ratio = y[tilts] / np.maximum(estimate, EPS)
-            x *= p.back(ratio) * inv_sens
+            sq += ops.sumsq(estimate - ys)
+            x *= p.back(ys / ops.floor(estimate, EPS)) * inv_sens
             if mask is not None:
                 x *= mask
         residuals.append(np.sqrt(sq) / norm)
@@ -199,9 +235,11 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
         np.maximum(data, 0, out=data)  # Poisson data are non-negative; noise below vacuum is not
     t0 = time.perf_counter()
     if algorithm in ("mlem", "osem"):
-        rec = mlem(projector, data, settings["iterations"],
+        # The EM loop runs where the projector computes (a GPU keeps everything on the device).
+        rec = mlem(projector, projector.to_device(data), settings["iterations"],
                    subsets=settings["subsets"] if algorithm == "osem" else 1, mask=mask,
                    progress=progress)
+        rec.volume = projector.to_host(rec.volume)
     elif algorithm == "sirt":
         rec = sirt(projector, data, settings["iterations"], progress=progress)
         if mask is not None:
