@@ -166,3 +166,25 @@ def test_astra_gpu_agrees_with_the_cpu_projector(data):
     vg, _ = reconstruct(stack, sim.angles, settings(iterations=20, backend="astra-gpu"))
     vj, _ = reconstruct(stack, sim.angles, settings(iterations=20, backend="joseph-cpu"))
     assert np.linalg.norm(vg - vj) / np.linalg.norm(vj) < 0.02
+
+
+def test_memory_chunks_give_the_same_volume(data):
+    stack, sim = data
+    s = settings(algorithm="osem", iterations=3)
+    whole, rec = reconstruct(stack, sim.angles, s)
+    chunked, crec = reconstruct(stack, sim.angles, dict(s, max_memory_fraction=1e-12))
+    assert crec["chunks"] == stack.shape[1] and rec["chunks"] == 1
+    assert np.array_equal(whole, chunked)
+    np.testing.assert_allclose(crec["residuals"], rec["residuals"], rtol=1e-5)
+
+
+def test_mrc_output_round_trips(tmp_path):
+    import mrcfile
+
+    from stemtomo import io
+
+    vol = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
+    io.write_mrc(tmp_path / "v.mrc", vol, 0.4)
+    with mrcfile.open(tmp_path / "v.mrc") as m:
+        np.testing.assert_array_equal(m.data, vol)
+        assert float(m.voxel_size.x) == pytest.approx(4.0)

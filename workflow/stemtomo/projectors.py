@@ -9,6 +9,7 @@ A projector maps a (nz, ny, nx) volume to (tilt, ny, nu) parallel-beam projectio
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -38,6 +39,15 @@ class Projector(ABC):
     @abstractmethod
     def subset(self, tilts: np.ndarray) -> Projector:
         """The same geometry restricted to some tilts (for ordered-subset methods)."""
+
+    @staticmethod
+    def free_memory() -> int:
+        """Bytes available where this backend computes (host RAM for CPU backends)."""
+        try:
+            pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pages = 8 << 30
+        return int(pages)
 
     def to_device(self, array):
         """The array where this projector computes (NumPy here; a CUDA tensor for GPU backends)."""
@@ -201,6 +211,12 @@ class AstraGPUProjector(Projector):
     def to_host(self, a) -> np.ndarray:
         return a.cpu().numpy() if isinstance(a, self._torch.Tensor) else np.asarray(a)
 
+    @staticmethod
+    def free_memory() -> int:
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+
     def forward(self, volume):
         t = self._torch
         vol = self.to_device(volume)
@@ -221,6 +237,17 @@ class AstraGPUProjector(Projector):
         return AstraGPUProjector(self.angles[tilts], self.volume_shape, self.detector_width)
 
 
+def backend_class(backend: str) -> type[Projector]:
+    """The projector class a backend name (or 'auto') resolves to on this machine."""
+    if backend == "auto":
+        from .device import gpu_available
+
+        backend = AstraGPUProjector.name if gpu_available() else JosephProjector.name
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown projector backend {backend!r}; available: {sorted(BACKENDS)}")
+    return BACKENDS[backend]
+
+
 BACKENDS = {JosephProjector.name: JosephProjector, AstraCPUProjector.name: AstraCPUProjector,
             AstraGPUProjector.name: AstraGPUProjector}
 
@@ -230,12 +257,7 @@ def make_projector(backend: str, angles_deg: np.ndarray, volume_shape: tuple[int
     """A projector by name. 'auto' is astra-gpu where ASTRA and PyTorch see a GPU, else joseph-cpu,
     which gives the same numbers as ASTRA's 2D 'linear' projector (to 1e-6) about ten times
     faster on the CPU, all slices in one sparse product."""
-    if backend == "auto":
-        from .device import gpu_available
-
-        backend = AstraGPUProjector.name if gpu_available() else JosephProjector.name
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown projector backend {backend!r}; available: {sorted(BACKENDS)}")
-    if backend == AstraCPUProjector.name:
+    cls = backend_class(backend)
+    if cls is AstraCPUProjector:
         return AstraCPUProjector(angles_deg, volume_shape, detector_width, threads)
-    return BACKENDS[backend](angles_deg, volume_shape, detector_width)
+    return cls(angles_deg, volume_shape, detector_width)

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import InputError
-from .projectors import Projector, make_projector
+from .projectors import Projector, backend_class, make_projector
 
 EPS = 1e-6
 
@@ -227,14 +227,45 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
         raise InputError(source, "the series contains NaN or Inf", "check the import and align logs")
     nx = data.shape[2]
     nz = settings["height"] or nx
-    algorithm = settings["algorithm"]
-    projector = make_projector(settings["backend"], angles, (nz, y1 - y0, nx), threads=threads)
-    mask = cylinder_mask(nz, nx) if settings["mask"] == "cylinder" else None
+    chunk = rows_per_chunk(settings["backend"], len(angles), nz, nx, settings["max_memory_fraction"])
     clipped = float(np.mean(data < 0))
+    t0 = time.perf_counter()
+    parts = [_reconstruct_rows(data[:, a:b], angles, nz, settings, threads, progress)
+             for a, b in [(a, min(a + chunk, data.shape[1])) for a in range(0, data.shape[1], chunk)]]
+    seconds = time.perf_counter() - t0
+    volume = np.concatenate([p[0] for p in parts], axis=1)
+    records = [{"data_norm": p[1], "residuals": p[2]} for p in parts]
+    return volume, {
+        "algorithm": settings["algorithm"], "backend": parts[0][3], "rows": [y0, y1],
+        "shape_zyx": list(volume.shape), "iterations": len(parts[0][2]),
+        "subsets": settings["subsets"] if settings["algorithm"] == "osem" else 1,
+        "chunks": len(parts), "rows_per_chunk": chunk,
+        "seconds": round(seconds, 3), "slices_per_s": round((y1 - y0) / max(seconds, 1e-9), 2),
+        "data_norm": float(np.sqrt(sum(r["data_norm"] ** 2 for r in records))),
+        "residuals": combine_residuals(records), "negative_fraction_clipped": clipped,
+    }
+
+
+def rows_per_chunk(backend: str, n_tilts: int, nz: int, nx: int, fraction: float) -> int:
+    """Rows (slices along the tilt axis) that fit in `fraction` of the backend's free memory.
+
+    Counted per row in float32: five volume-sized arrays (estimate, sensitivity, back-projection,
+    mask or temporaries, and the copy ASTRA's 3D projector makes) and four projection-sized ones
+    (data, estimate, ratio, its contiguous copy) — conservative, so chunks never run out."""
+    per_row = 4 * (5 * nz * nx + 4 * n_tilts * nx)
+    return max(1, int(fraction * backend_class(backend).free_memory() // per_row))
+
+
+def _reconstruct_rows(data: np.ndarray, angles: np.ndarray, nz: int, settings: dict,
+                      threads: int, progress: bool) -> tuple[np.ndarray, float, list[float], str]:
+    """One chunk of rows: (volume, ‖data‖, residuals, backend name)."""
+    nx = data.shape[2]
+    algorithm = settings["algorithm"]
+    projector = make_projector(settings["backend"], angles, (nz, data.shape[1], nx), threads=threads)
+    mask = cylinder_mask(nz, nx) if settings["mask"] == "cylinder" else None
+    data = data.copy()
     if algorithm in ("mlem", "osem"):
         np.maximum(data, 0, out=data)  # Poisson data are non-negative; noise below vacuum is not
-    t0 = time.perf_counter()
-    if algorithm in ("mlem", "osem"):
         # The EM loop runs where the projector computes (a GPU keeps everything on the device).
         rec = mlem(projector, projector.to_device(data), settings["iterations"],
                    subsets=settings["subsets"] if algorithm == "osem" else 1, mask=mask,
@@ -242,23 +273,13 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
         rec.volume = projector.to_host(rec.volume)
     elif algorithm == "sirt":
         rec = sirt(projector, data, settings["iterations"], progress=progress)
-        if mask is not None:
-            rec.volume *= mask
     elif algorithm == "fbp":
         rec = fbp(projector, data, settings["fbp_window"])
-        if mask is not None:
-            rec.volume *= mask
     else:
         raise ValueError(f"unknown algorithm {algorithm!r}")
-    seconds = time.perf_counter() - t0
-    norm = float(np.linalg.norm(data.astype(np.float64)))
-    return rec.volume, {
-        "algorithm": algorithm, "backend": projector.name, "rows": [y0, y1],
-        "shape_zyx": list(rec.volume.shape), "iterations": len(rec.residuals),
-        "subsets": settings["subsets"] if algorithm == "osem" else 1,
-        "seconds": round(seconds, 3), "slices_per_s": round((y1 - y0) / max(seconds, 1e-9), 2),
-        "data_norm": norm, "residuals": rec.residuals, "negative_fraction_clipped": clipped,
-    }
+    if mask is not None and algorithm in ("sirt", "fbp"):
+        rec.volume *= mask
+    return rec.volume, float(np.linalg.norm(data.astype(np.float64))), rec.residuals, projector.name
 
 
 def combine_residuals(records: list[dict]) -> list[float]:
