@@ -105,6 +105,15 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert (tmp_path / "report.html").stat().st_size > 10_000
 
 
+def test_alignment_can_be_skipped(tmp_path):
+    config = {"samples": {"tiny": TINY}, "align": {"enabled": False}}
+    r = snakemake(tmp_path, config, "-n")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
+                               "reconstruct": 1, "all": 1}
+    assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
+
+
 def test_config_mistakes_stop_before_any_job(tmp_path):
     r = snakemake(tmp_path, {"samples": {"tiny": {"simulate": {"sizee": 48}}}})
     assert r.returncode != 0

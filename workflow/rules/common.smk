@@ -50,6 +50,20 @@ def import_angles(wildcards):
     return None if isinstance(angles, str) else angles
 
 
+def aligned(sample):
+    return stage_settings(config, sample, "align")["enabled"]
+
+
+def recon_inputs(wildcards):
+    """The aligned series and its angles, or the imported ones where alignment is disabled."""
+    s = wildcards.sample
+    if aligned(s):
+        return {"tiltseries": f"results/{s}/01_align/tiltseries.tif",
+                "tlt": f"results/{s}/01_align/tiltseries.tlt"}
+    return {"tiltseries": f"results/{s}/00_import/tiltseries.tif",
+            "tlt": f"results/{s}/00_import/angles.txt"}
+
+
 def slab_count(sample):
     """Number of reconstruction slab jobs (reconstruct.slabs)."""
     return stage_settings(config, sample, "reconstruct")["slabs"]
@@ -63,9 +77,10 @@ def all_outputs():
                           f=["tiltseries.tif", "labels.tif", "phantom.tif", "truth.json"])
         out += expand("results/{sample}/00_import/{f}", sample=s,
                       f=["tiltseries.tif", "angles.txt", "meta.json", "qc.png"])
-        out += expand("results/{sample}/01_align/{f}", sample=s,
-                      f=["tiltseries.tif", "alignment.json", "tiltseries.xf", "tiltseries.tlt",
-                         "qc.png"])
+        if aligned(s):
+            out += expand("results/{sample}/01_align/{f}", sample=s,
+                          f=["tiltseries.tif", "alignment.json", "tiltseries.xf", "tiltseries.tlt",
+                             "qc.png"])
         out += expand("results/{sample}/02_recon/{f}", sample=s,
                       f=["volume.tif", "recon.json", "orthoslices.png"])
     return out

@@ -1,7 +1,6 @@
 rule reconstruct_slab:
     input:
-        tiltseries="results/{sample}/01_align/tiltseries.tif",
-        tlt="results/{sample}/01_align/tiltseries.tlt",
+        unpack(recon_inputs),
     output:
         slab=temp("results/{sample}/02_recon/slabs/{slab}.npy"),
         json=temp("results/{sample}/02_recon/slabs/{slab}.json"),
@@ -22,7 +21,7 @@ rule reconstruct:
                                 slab=range(slab_count(wc.sample))),
         records=lambda wc: expand("results/{{sample}}/02_recon/slabs/{slab}.json",
                                   slab=range(slab_count(wc.sample))),
-        tiltseries="results/{sample}/01_align/tiltseries.tif",
+        tiltseries=lambda wc: recon_inputs(wc)["tiltseries"],
     output:
         volume="results/{sample}/02_recon/volume.tif",
         json="results/{sample}/02_recon/recon.json",
