@@ -188,3 +188,15 @@ def test_mrc_output_round_trips(tmp_path):
     with mrcfile.open(tmp_path / "v.mrc") as m:
         np.testing.assert_array_equal(m.data, vol)
         assert float(m.voxel_size.x) == pytest.approx(4.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tomopy") is None,
+                    reason="TomoPy is conda-forge only (envs/recon.yaml provides it)")
+@pytest.mark.parametrize("algorithm", ["mlem", "fbp"])
+def test_tomopy_matches_the_projector_loop(data, algorithm):
+    stack, sim = data
+    s = settings(algorithm=algorithm, iterations=20)
+    t, rec = reconstruct(stack[:, 24:40], sim.angles, dict(s, backend="tomopy"))
+    j, _ = reconstruct(stack[:, 24:40], sim.angles, dict(s, backend="joseph-cpu"))
+    assert rec["backend"] == "tomopy" and t.shape == j.shape
+    assert corr(t, j) > 0.95

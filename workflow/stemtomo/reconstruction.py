@@ -237,7 +237,8 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
     records = [{"data_norm": p[1], "residuals": p[2]} for p in parts]
     return volume, {
         "algorithm": settings["algorithm"], "backend": parts[0][3], "rows": [y0, y1],
-        "shape_zyx": list(volume.shape), "iterations": len(parts[0][2]),
+        "shape_zyx": list(volume.shape),
+        "iterations": settings["iterations"] if settings["algorithm"] != "fbp" else 1,
         "subsets": settings["subsets"] if settings["algorithm"] == "osem" else 1,
         "chunks": len(parts), "rows_per_chunk": chunk,
         "seconds": round(seconds, 3), "slices_per_s": round((y1 - y0) / max(seconds, 1e-9), 2),
@@ -247,6 +248,8 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
 
 
 def rows_per_chunk(backend: str, n_tilts: int, nz: int, nx: int, fraction: float) -> int:
+    if backend.startswith("tomopy"):
+        backend = "astra-gpu" if backend == "tomopy-gpu" else "joseph-cpu"  # same memory
     """Rows (slices along the tilt axis) that fit in `fraction` of the backend's free memory.
 
     Counted per row in float32: five volume-sized arrays (estimate, sensitivity, back-projection,
@@ -261,9 +264,22 @@ def _reconstruct_rows(data: np.ndarray, angles: np.ndarray, nz: int, settings: d
     """One chunk of rows: (volume, ‖data‖, residuals, backend name)."""
     nx = data.shape[2]
     algorithm = settings["algorithm"]
-    projector = make_projector(settings["backend"], angles, (nz, data.shape[1], nx), threads=threads)
     mask = cylinder_mask(nz, nx) if settings["mask"] == "cylinder" else None
     data = data.copy()
+    if settings["backend"] in ("tomopy", "tomopy-gpu"):
+        from .tomopy_backend import reconstruct_tomopy
+
+        if algorithm in ("mlem", "osem"):
+            np.maximum(data, 0, out=data)
+        volume = reconstruct_tomopy(data, angles, nz, settings, settings["backend"] == "tomopy-gpu")
+        if mask is not None:
+            volume *= mask
+        # TomoPy reports no per-iteration fidelity: record the final one with our projector.
+        check = make_projector("joseph-cpu", angles, volume.shape)
+        norm = float(np.linalg.norm(data.astype(np.float64)))
+        final = float(np.linalg.norm(check.forward(volume) - data)) / (norm or 1.0)
+        return volume, norm, [final], settings["backend"]
+    projector = make_projector(settings["backend"], angles, (nz, data.shape[1], nx), threads=threads)
     if algorithm in ("mlem", "osem"):
         np.maximum(data, 0, out=data)  # Poisson data are non-negative; noise below vacuum is not
         # The EM loop runs where the projector computes (a GPU keeps everything on the device).
