@@ -18,6 +18,8 @@ rule align:
     log:
         "results/{sample}/logs/align.log",
     threads: 2
+    resources:
+        gpu=1,  # used when present (astra-gpu); never shared between jobs
     conda:
         "../../envs/recon.yaml"
     script:

@@ -9,6 +9,8 @@ rule reconstruct_slab:
     log:
         "results/{sample}/logs/reconstruct_slab{slab}.log",
     threads: 2
+    resources:
+        gpu=1,  # used when present (astra-gpu); never shared between jobs
     conda:
         "../../envs/recon.yaml"
     script:
