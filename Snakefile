@@ -15,6 +15,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/import.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/reconstruct.smk"
+include: "workflow/rules/patches.smk"
 
 
 rule all:

@@ -16,7 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
 
-TINY = {"simulate": {"size": 48, "pixel_size_nm": 1.0, "tilt": {"start": -60, "stop": 60, "step": 4}}}
+TINY = {"simulate": {"size": 48, "pixel_size_nm": 1.0, "tilt": {"start": -60, "stop": 60, "step": 4}},
+        "patches": {"patch_size": 32, "train_patches": 64, "val_patches": 16}}
 
 
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
@@ -38,7 +39,7 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
-                               "reconstruct_slab": 1, "reconstruct": 1, "all": 1}
+                               "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -56,7 +57,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
               "00_import/angles.txt", "00_import/meta.json", "00_import/qc.png",
               "01_align/tiltseries.tif", "01_align/alignment.json", "01_align/tiltseries.xf",
               "01_align/tiltseries.tlt", "01_align/qc.png", "02_recon/volume.tif",
-              "02_recon/recon.json", "02_recon/orthoslices.png"):
+              "02_recon/recon.json", "02_recon/orthoslices.png", "03_patches/train.npz",
+              "03_patches/val.npz", "03_patches/patches.json", "03_patches/patches.png"):
         assert (res / f).stat().st_size > 0, f
     with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
         stack = tif.asarray()
@@ -68,7 +70,7 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert meta["pixel_size_nm"] == pytest.approx(1.0) and meta["pixel_size_source"] == "file header"
     labels = tifffile.imread(res / "00_simulate/labels.tif")
     assert labels.shape == (48, 48, 48) and set(np.unique(labels)) == {0, 1, 2}
-    for log in ("simulate", "import", "align", "reconstruct", "reconstruct_slab0"):
+    for log in ("simulate", "import", "align", "reconstruct", "reconstruct_slab0", "patches"):
         assert "throughput" in (res / "logs" / f"{log}.log").read_text()
     # The alignment recovered the simulated geometry (coarse check; accuracy is in test_align).
     truth = json.loads((res / "00_simulate/truth.json").read_text())
@@ -82,7 +84,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert recon["backend"] == "joseph-cpu" and np.all(np.diff(recon["residuals"]) < 0)
     # Nothing to redo; a stage's setting reruns that stage and what follows, never what precedes.
     assert planned_jobs(snakemake(tmp_path, config, "-n")) == {}
-    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "all": 1}
+    patches = json.loads((res / "03_patches/patches.json").read_text())
+    assert set(patches["train_slices"]).isdisjoint(patches["val_slices"])
+    assert np.load(res / "03_patches/train.npz")["images"].shape == (64, 1, 32, 32)
+    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -90,6 +95,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"align": 1, **after_align}
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
+    changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "all": 1}
     reseeded = {"samples": {"tiny": {"simulate": {**TINY["simulate"], "seed": 7}}}}
     assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
         "simulate": 1, "import_tiltseries": 1, "align": 1, **after_align}
@@ -110,7 +117,7 @@ def test_alignment_can_be_skipped(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
-                               "reconstruct": 1, "all": 1}
+                               "reconstruct": 1, "patches": 1, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

@@ -64,6 +64,18 @@ def recon_inputs(wildcards):
             "tlt": f"results/{s}/00_import/angles.txt"}
 
 
+def has_labels(sample):
+    return is_simulated(sample) or "labels" in sample_cfg(sample)
+
+
+def labels_input(wildcards):
+    """Ground truth of a synthetic sample, or the sample's own annotation file."""
+    s = wildcards.sample
+    if is_simulated(s):
+        return f"results/{s}/00_simulate/labels.tif"
+    return sample_cfg(s)["labels"]
+
+
 def slab_count(sample):
     """Number of reconstruction slab jobs (reconstruct.slabs)."""
     return stage_settings(config, sample, "reconstruct")["slabs"]
@@ -83,4 +95,7 @@ def all_outputs():
                              "qc.png"])
         out += expand("results/{sample}/02_recon/{f}", sample=s,
                       f=["volume.tif", "recon.json", "orthoslices.png"])
+        if has_labels(s):
+            out += expand("results/{sample}/03_patches/{f}", sample=s,
+                          f=["train.npz", "val.npz", "patches.json", "patches.png"])
     return out

@@ -156,3 +156,21 @@ def orthoslices(path: str | os.PathLike, volume: np.ndarray, residuals: list[flo
     ax[3].set_title(f"{record['algorithm']} on {record['backend']}: ‖Ax−y‖/‖y‖", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
+
+
+def patch_examples(path: str | os.PathLike, train, val, count: int = 6) -> None:
+    """A row of training and a row of validation patches, each with its label map."""
+    plt = _pyplot()
+    colours = np.vstack([LABEL_COLOURS, np.zeros((253, 3))])  # 255 (unlabelled) → black
+    fig, ax = plt.subplots(4, count, figsize=(2.2 * count, 9))
+    for r, (name, ps) in enumerate((("train", train), ("val", val))):
+        for c in range(min(count, len(ps.labels))):
+            ax[2 * r, c].imshow(ps.images[c, ps.images.shape[1] // 2], cmap="gray", vmin=0, vmax=0.5)
+            ax[2 * r, c].set_title(f"{name} z={ps.slices[c]}" + (" (Pt)" if ps.pt_centred[c] else ""),
+                                   fontsize=8)
+            ax[2 * r + 1, c].imshow(colours[ps.labels[c]])
+    for a in ax.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.tight_layout()
+    _save(fig, path)

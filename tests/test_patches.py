@@ -1,0 +1,113 @@
+"""Patch extraction: annotation, disjoint slabs, Pt oversampling, 2.5D context and bad labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stemtomo.config import validate_config
+from stemtomo.errors import InputError
+from stemtomo.patches import (
+    IGNORE,
+    check_labels,
+    extract,
+    normalise,
+    sample,
+    simulate_annotation,
+    split_slices,
+)
+
+
+def settings(**overrides) -> dict:
+    return validate_config({"samples": {"t": {"simulate": {}}}, "patches": overrides})["patches"]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """A 40-slice volume: alumina block with small Pt cubes; intensity encodes z for checks."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((40, 48, 48), np.uint8)
+    labels[8:32, 10:38, 10:38] = 1
+    for _ in range(30):
+        z, y, x = rng.integers(8, 32), rng.integers(10, 36), rng.integers(10, 36)
+        labels[z, y:y + 2, x:x + 2] = 2
+    volume = labels.astype(np.float32) * 10 + np.arange(40, dtype=np.float32)[:, None, None] * 0.01
+    return volume, labels
+
+
+def test_annotation_keeps_evenly_spaced_slices_through_the_object(toy):
+    _, labels = toy
+    ann = simulate_annotation(labels, 6)
+    kept = np.flatnonzero((ann != IGNORE).any(axis=(1, 2)))
+    assert len(kept) == 6 and kept[0] == 8 and kept[-1] == 31
+    np.testing.assert_array_equal(ann[kept], labels[kept])
+    assert np.all(ann[np.setdiff1d(np.arange(40), kept)] == IGNORE)
+
+
+def test_train_and_validation_slabs_are_disjoint_with_a_gap():
+    train, val = split_slices(np.arange(0, 40, 3), val_fraction=0.25, gap=3)
+    assert np.all(np.diff(val) == 3)  # one contiguous block of annotated slices
+    assert set(train).isdisjoint(val)
+    assert np.min(np.abs(train[:, None] - val[None, :])) > 3
+
+
+def test_pt_oversampling_and_patch_content(toy):
+    volume, labels = toy
+    slices = np.arange(8, 32)
+    ps = sample(volume, labels, slices, 3000, 16, 0.33, 0, np.random.default_rng(1))
+    assert abs(ps.pt_centred.mean() - 0.33) < 0.03
+    centre = ps.labels[:, 8, 8]
+    assert np.all(centre[ps.pt_centred] == 2)
+    assert set(ps.slices) <= set(slices)
+    # The image channel is the patch's own slice (intensity encodes z).
+    z_from_image = np.round((ps.images[:, 0] % 1).max(axis=(1, 2)) / 0.01)
+    assert np.all(np.abs(z_from_image - ps.slices) < 0.5)
+    # Uniform sampling alone would rarely hit Pt (~1 % of labelled pixels).
+    uniform = sample(volume, labels, slices, 1000, 16, 0.0, 0, np.random.default_rng(2))
+    assert (uniform.labels[:, 8, 8] == 2).mean() < 0.05
+
+
+def test_two_and_a_half_d_context_channels(toy):
+    volume, labels = toy
+    ps = sample(volume, labels, np.array([8, 20]), 50, 16, 0.3, 2, np.random.default_rng(3))
+    assert ps.images.shape == (50, 5, 16, 16)
+    for img, z in zip(ps.images, ps.slices, strict=True):
+        expected = np.clip(np.arange(z - 2, z + 3), 0, 39) * 0.01
+        np.testing.assert_allclose((img % 1).max(axis=(1, 2)), expected, atol=1e-4)
+
+
+def test_extract_records_disjoint_slabs_and_statistics(toy):
+    volume, labels = toy
+    ann = simulate_annotation(labels, 10)
+    train, val, rec = extract(volume, ann, settings(patch_size=16, train_patches=64, val_patches=16,
+                                                    context=1))
+    assert set(rec["train_slices"]).isdisjoint(rec["val_slices"])
+    assert set(train.slices) <= set(rec["train_slices"]) and set(val.slices) <= set(rec["val_slices"])
+    assert sum(rec["train"]["fractions"]) == pytest.approx(1.0)
+    assert train.images.shape == (64, 3, 16, 16) and val.labels.shape == (16, 16, 16)
+    assert rec["train"]["pt_centred"] > 0
+
+
+def test_normalisation_maps_percentiles(toy):
+    volume, _ = toy
+    norm, (lo, hi) = normalise(volume)
+    assert np.percentile(norm, 1) == pytest.approx(0, abs=1e-6)
+    assert np.percentile(norm, 99.9) == pytest.approx(1, abs=1e-6)
+
+
+def test_bad_labels_are_named(toy):
+    volume, labels = toy
+    with pytest.raises(InputError, match="lab.tif: labels have shape"):
+        check_labels(volume, labels[:-1], "lab.tif")
+    bad = labels.copy()
+    bad[0, 0, 0] = 7
+    with pytest.raises(InputError, match=r"label values \[7\]"):
+        check_labels(volume, bad, "lab.tif")
+    with pytest.raises(InputError, match="no labelled voxels"):
+        check_labels(volume, np.full_like(labels, IGNORE), "lab.tif")
+    one = np.full_like(labels, IGNORE)
+    one[10] = labels[10]
+    with pytest.raises(InputError, match="only 1 annotated slice"):
+        extract(volume, one, settings(patch_size=16))
+    with pytest.raises(InputError, match="patches.patch_size"):
+        extract(volume, simulate_annotation(labels, 8), settings(patch_size=64))
