@@ -16,6 +16,7 @@ include: "workflow/rules/import.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/patches.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

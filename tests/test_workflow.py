@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
 
 TINY = {"simulate": {"size": 48, "pixel_size_nm": 1.0, "tilt": {"start": -60, "stop": 60, "step": 4}},
-        "patches": {"patch_size": 32, "train_patches": 64, "val_patches": 16}}
+        "patches": {"patch_size": 32, "train_patches": 64, "val_patches": 16},
+        "train": {"epochs": 2, "base": 4, "depth": 2, "models": ["unet", "attention_res_unet"]}}
 
 
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
@@ -39,7 +40,8 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
-                               "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "all": 1}
+                               "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 3,
+                               "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -58,7 +60,9 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
               "01_align/tiltseries.tif", "01_align/alignment.json", "01_align/tiltseries.xf",
               "01_align/tiltseries.tlt", "01_align/qc.png", "02_recon/volume.tif",
               "02_recon/recon.json", "02_recon/orthoslices.png", "03_patches/train.npz",
-              "03_patches/val.npz", "03_patches/patches.json", "03_patches/patches.png"):
+              "03_patches/val.npz", "03_patches/patches.json", "03_patches/patches.png",
+              "04_models/unet/model.pt", "04_models/unet/history.csv", "04_models/unet/curves.png",
+              "04_models/attention_res_unet/model.pt"):
         assert (res / f).stat().st_size > 0, f
     with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
         stack = tif.asarray()
@@ -87,7 +91,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     patches = json.loads((res / "03_patches/patches.json").read_text())
     assert set(patches["train_slices"]).isdisjoint(patches["val_slices"])
     assert np.load(res / "03_patches/train.npz")["images"].shape == (64, 1, 32, 32)
-    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "all": 1}
+    assert not (res / "04_models/unet/checkpoint.pt").exists()  # removed once finished
+    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -96,8 +101,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "all": 1}
-    reseeded = {"samples": {"tiny": {"simulate": {**TINY["simulate"], "seed": 7}}}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "train": 2, "all": 1}
+    changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, "all": 1}
+    reseeded = {"samples": {"tiny": {**TINY, "simulate": {**TINY["simulate"], "seed": 7}}}}
     assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
         "simulate": 1, "import_tiltseries": 1, "align": 1, **after_align}
     # Three slab jobs and the gather give exactly the single-job volume.
@@ -117,7 +124,7 @@ def test_alignment_can_be_skipped(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
-                               "reconstruct": 1, "patches": 1, "all": 1}
+                               "reconstruct": 1, "patches": 1, "train": 2, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

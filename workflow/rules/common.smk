@@ -22,6 +22,7 @@ SAMPLES = list(config["samples"])
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in SAMPLES),
     slab=r"\d+",
+    model="unet|attention_unet|attention_res_unet",
 
 
 def sample_cfg(sample):
@@ -98,4 +99,7 @@ def all_outputs():
         if has_labels(s):
             out += expand("results/{sample}/03_patches/{f}", sample=s,
                           f=["train.npz", "val.npz", "patches.json", "patches.png"])
+            out += expand("results/{sample}/04_models/{model}/{f}", sample=s,
+                          model=stage_settings(config, s, "train")["models"],
+                          f=["model.pt", "history.csv", "curves.png"])
     return out

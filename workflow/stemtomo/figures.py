@@ -174,3 +174,23 @@ def patch_examples(path: str | os.PathLike, train, val, count: int = 6) -> None:
         a.set_yticks([])
     fig.tight_layout()
     _save(fig, path)
+
+
+def learning_curves(path: str | os.PathLike, history: list[dict], best_epoch: int, name: str) -> None:
+    """Training loss and validation Dice per class against the epoch."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].plot(epochs, [h["loss"] for h in history], ".-")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_title(f"{name}: training loss")
+    for key, colour in (("background", "0.3"), ("alumina", "tab:blue"), ("pt", "goldenrod")):
+        ax[1].plot(epochs, [h[f"val_dice_{key}"] for h in history], ".-", color=colour, label=key)
+    for a in ax:
+        a.axvline(best_epoch, color="k", ls="--", lw=0.8)
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylim(0, 1)
+    ax[1].set_title("validation Dice")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,79 @@
+"""Training: resume after a kill equals an uninterrupted run, label-safe augmentation, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from stemtomo.config import validate_config  # noqa: E402
+from stemtomo.training import augment, hard_dice, train  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+def settings(**overrides) -> dict:
+    base = {"base": 4, "depth": 2, "epochs": 4, "batch_size": 8, "device": "cpu", "patience": 50}
+    base.update(overrides)
+    return validate_config({"samples": {"t": {"simulate": {}}}, "train": base})["train"]
+
+
+def toy_set(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 1, 16, 16)).astype(np.float32)
+    labels = (images[:, 0] > 0.5).astype(np.uint8) + (images[:, 0] > 0.9).astype(np.uint8)
+    labels[:, :2] = 255  # partially unlabelled, as annotations are
+    return {"images": images, "labels": labels}
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
+    tr, va = toy_set(32, 0), toy_set(8, 1)
+    whole = train("attention_res_unet", tr, va, settings(), str(tmp_path / "a.pt"))
+    first = train("attention_res_unet", tr, va, settings(), str(tmp_path / "b.pt"), stop_after=2)
+    assert len(first.history) == 2
+    resumed = train("attention_res_unet", tr, va, settings(), str(tmp_path / "b.pt"))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    for key, value in whole.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(tmp_path):
+    tr, va = toy_set(32, 0), toy_set(8, 1)
+    train("unet", tr, va, settings(), str(tmp_path / "c.pt"), stop_after=2)
+    other = train("unet", tr, va, settings(lr=0.01, epochs=3), str(tmp_path / "c.pt"))
+    assert [h["epoch"] for h in other.history] == [1, 2, 3]
+
+
+def test_training_learns_and_keeps_the_best_pt_epoch(tmp_path):
+    tr, va = toy_set(64, 0), toy_set(16, 1)
+    res = train("unet", tr, va, settings(epochs=8, lr=0.01), str(tmp_path / "d.pt"))
+    dice_pt = [h["val_dice_pt"] for h in res.history]
+    assert res.best_epoch == int(np.argmax(dice_pt)) + 1
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    assert max(h["val_dice_alumina"] for h in res.history) > 0.8
+
+
+def test_augmentation_moves_labels_with_images():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (20, 16, 16)).astype(np.uint8)
+    images = labels[:, None].astype(np.float32)
+    a_img, a_lab = augment(images, labels, rng, jitter=0.0)
+    np.testing.assert_array_equal(a_img[:, 0].astype(np.uint8), a_lab)
+    assert not np.array_equal(a_lab, labels)  # something was flipped or rotated
+    assert sorted(np.unique(a_lab)) == [0, 1, 2]
+
+
+def test_hard_dice_counts_only_labelled_pixels_and_handles_absent_classes():
+    target = torch.tensor([[0, 1, 1, 255]])
+    pred = torch.tensor([[0, 1, 0, 2]])
+    d = hard_dice(pred, target)
+    assert d[0] == pytest.approx(2 / 3) and d[1] == pytest.approx(2 / 3)
+    assert d[2] == 1.0  # Pt absent from truth and (labelled) prediction
+
+
+def test_patch_size_must_fit_the_depth(tmp_path):
+    tr = toy_set(8, 0)
+    small = {"images": tr["images"][..., :12, :12], "labels": tr["labels"][..., :12, :12]}
+    with pytest.raises(ValueError, match="multiple of 8"):
+        train("unet", small, tr, settings(depth=3, epochs=1), str(tmp_path / "e.pt"))

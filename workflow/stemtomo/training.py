@@ -1,0 +1,190 @@
+"""Training of the segmentation networks on patch sets, resumable after a kill.
+
+Every epoch ends with a checkpoint holding the model, optimiser, schedule, history, the best
+weights so far and both random generators, so a job killed at any point continues as if it had
+never stopped. Early stopping watches the validation Dice of Pt, the rare class that matters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .losses import IGNORE, make_loss
+from .models import build_model
+
+log = logging.getLogger("stemtomo.train")
+CLASS_NAMES = ("background", "alumina", "pt")
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict
+    history: list[dict]
+    best_epoch: int
+    model_config: dict
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def augment(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+            jitter: float) -> tuple[np.ndarray, np.ndarray]:
+    """Label-safe augmentation: flips and 90° rotations (exact for labels), intensity jitter."""
+    images, labels = images.copy(), labels.copy()
+    for i in range(len(images)):
+        k = int(rng.integers(4))
+        if rng.random() < 0.5:
+            images[i], labels[i] = images[i][..., ::-1], labels[i][..., ::-1]
+        images[i] = np.rot90(images[i], k, axes=(-2, -1))
+        labels[i] = np.rot90(labels[i], k, axes=(-2, -1))
+        if jitter > 0:
+            images[i] = images[i] * (1 + rng.normal(0, jitter)) + rng.normal(0, jitter * 0.1)
+    return images, labels
+
+
+def hard_dice(pred: torch.Tensor, target: torch.Tensor, classes: int = 3) -> list[float]:
+    """Per-class Dice of label maps over labelled pixels; 1.0 where a class is absent from both."""
+    valid = target != IGNORE
+    out = []
+    for c in range(classes):
+        p, t = (pred == c) & valid, (target == c) & valid
+        denom = int(p.sum() + t.sum())
+        out.append(1.0 if denom == 0 else float(2 * (p & t).sum()) / denom)
+    return out
+
+
+def _loss_fn(settings: dict):
+    name = settings["loss"]
+    options = {"focal": {"gamma": settings["focal_gamma"], "weights": settings["class_weights"]},
+               "weighted_ce": {"weights": settings["class_weights"]}}.get(name, {})
+    return make_loss(name, **options)
+
+
+def _predict(model, images: np.ndarray, device, batch: int, amp: bool) -> torch.Tensor:
+    out = []
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(images[i:i + batch]).to(device)
+            out.append(model(x).argmax(dim=1).cpu())
+    return torch.cat(out)
+
+
+def _save(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a kill mid-write never corrupts the last checkpoint
+
+
+def fingerprint(model_name: str, settings: dict, train_set: dict) -> str:
+    """Identity of a training run: a checkpoint is resumed only by the run that wrote it."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps([model_name, settings], sort_keys=True).encode())
+    for key in ("images", "labels"):
+        a = np.ascontiguousarray(train_set[key])
+        h.update(str(a.shape).encode())
+        h.update(a[:: max(1, len(a) // 16)].tobytes())
+    return h.hexdigest()
+
+
+def train(model_name: str, train_set: dict, val_set: dict, settings: dict, checkpoint: str,
+          stop_after: int | None = None, progress: bool = False) -> TrainResult:
+    """Train `model_name` on patch sets (dicts with images (n, c, p, p) and labels (n, p, p)).
+
+    Resumes from `checkpoint` if it exists and was written by the same run (same model, settings
+    and data). `stop_after` ends this call after that many epochs (used to test resuming);
+    normally training runs to `epochs` or early stopping.
+    """
+    device = pick_device(settings["device"])
+    amp = device.type == "cuda" and settings["amp"]
+    torch.manual_seed(settings["seed"])
+    rng = np.random.default_rng(settings["seed"])
+    images, labels = train_set["images"], train_set["labels"]
+    config = {"name": model_name, "in_channels": int(images.shape[1]), "classes": 3,
+              "base": settings["base"], "depth": settings["depth"]}
+    model = build_model(**config).to(device)
+    if images.shape[-1] % model.multiple:
+        raise ValueError(f"patch size {images.shape[-1]} is not a multiple of {model.multiple} "
+                         f"(2^depth): change patches.patch_size or train.depth")
+    opt = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    if settings["schedule"] == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings["epochs"])
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=3, factor=0.5)
+    loss_fn = _loss_fn(settings)
+    history: list[dict] = []
+    best = {"score": -1.0, "epoch": 0, "state": None}
+    epoch = 0
+    identity = fingerprint(model_name, settings, train_set)
+    ck = torch.load(checkpoint, map_location=device, weights_only=False) \
+        if os.path.exists(checkpoint) else None
+    if ck is not None and ck.get("fingerprint") != identity:
+        log.info("ignoring %s: written by a run with other settings or data", checkpoint)
+        ck = None
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        history, best, epoch = ck["history"], ck["best"], ck["epoch"]
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        log.info("resuming %s from epoch %d (best Pt Dice %.3f)", model_name, epoch, best["score"])
+    ran = 0
+    while epoch < settings["epochs"]:
+        if best["epoch"] and epoch - best["epoch"] >= settings["patience"]:
+            log.info("early stop: no Pt Dice gain for %d epochs", settings["patience"])
+            break
+        model.train()
+        t0 = time.perf_counter()
+        order = rng.permutation(len(images))
+        total, batches = 0.0, 0
+        for i in tqdm(range(0, len(order), settings["batch_size"]), desc=f"epoch {epoch + 1}",
+                      unit="batch", disable=not progress, leave=False):
+            idx = np.sort(order[i:i + settings["batch_size"]])
+            xb, yb = augment(images[idx], labels[idx], rng, settings["intensity_jitter"])
+            x = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
+            y = torch.from_numpy(np.ascontiguousarray(yb)).to(device)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = loss_fn(model(x).float(), y)
+            loss.backward()
+            opt.step()
+            total, batches = total + loss.item(), batches + 1
+        seconds = time.perf_counter() - t0
+        pred = _predict(model, val_set["images"], device, 2 * settings["batch_size"], amp)
+        dice = hard_dice(pred, torch.from_numpy(val_set["labels"]))
+        epoch += 1
+        row = {"epoch": epoch, "loss": total / max(batches, 1), "lr": opt.param_groups[0]["lr"],
+               **{f"val_dice_{n}": d for n, d in zip(CLASS_NAMES, dice, strict=True)},
+               "patches_per_s": len(images) / seconds}
+        history.append(row)
+        if settings["schedule"] == "cosine":
+            sched.step()
+        else:
+            sched.step(dice[2])
+        if dice[2] > best["score"]:
+            best = {"score": dice[2], "epoch": epoch,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        log.info("epoch %d: loss %.4f, val Dice bg %.3f alumina %.3f Pt %.3f, %.0f patches/s",
+                 epoch, row["loss"], *dice, row["patches_per_s"])
+        _save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "scheduler": sched.state_dict(), "history": history, "best": best,
+                           "epoch": epoch, "numpy_rng": rng.bit_generator.state,
+                           "torch_rng": torch.get_rng_state(), "fingerprint": identity})
+        ran += 1
+        if stop_after is not None and ran >= stop_after:
+            break
+    state = best["state"] or {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return TrainResult(state, history, best["epoch"], config)
