@@ -17,6 +17,7 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/patches.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/segment.smk"
 
 
 rule all:

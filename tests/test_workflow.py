@@ -41,7 +41,7 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
                                "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 3,
-                               "all": 1}
+                               "segment": 3, "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -62,7 +62,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
               "02_recon/recon.json", "02_recon/orthoslices.png", "03_patches/train.npz",
               "03_patches/val.npz", "03_patches/patches.json", "03_patches/patches.png",
               "04_models/unet/model.pt", "04_models/unet/history.csv", "04_models/unet/curves.png",
-              "04_models/attention_res_unet/model.pt"):
+              "04_models/attention_res_unet/model.pt", "05_segment/unet/labels.tif",
+              "05_segment/attention_res_unet/segment.json"):
         assert (res / f).stat().st_size > 0, f
     with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
         stack = tif.asarray()
@@ -92,7 +93,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert set(patches["train_slices"]).isdisjoint(patches["val_slices"])
     assert np.load(res / "03_patches/train.npz")["images"].shape == (64, 1, 32, 32)
     assert not (res / "04_models/unet/checkpoint.pt").exists()  # removed once finished
-    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2, "all": 1}
+    seg = tifffile.imread(res / "05_segment/unet/labels.tif")
+    assert seg.shape == (48, 48, 48) and seg.dtype == np.uint8 and seg.max() <= 2
+    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2,
+                   "segment": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -101,9 +105,12 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "train": 2, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
+        "patches": 1, "train": 2, "segment": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, "segment": 2, "all": 1}
+    changed = {"samples": {"tiny": TINY}, "segment": {"tta": True}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"segment": 2, "all": 1}
     reseeded = {"samples": {"tiny": {**TINY, "simulate": {**TINY["simulate"], "seed": 7}}}}
     assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
         "simulate": 1, "import_tiltseries": 1, "align": 1, **after_align}
@@ -124,7 +131,7 @@ def test_alignment_can_be_skipped(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
-                               "reconstruct": 1, "patches": 1, "train": 2, "all": 1}
+                               "reconstruct": 1, "patches": 1, "train": 2, "segment": 2, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 
@@ -135,6 +142,8 @@ def test_config_mistakes_stop_before_any_job(tmp_path):
     r = snakemake(tmp_path, {"samples": {"m": {"tiltseries": "data/missing.mrc"}}})
     assert r.returncode != 0
     assert "samples.m.tiltseries: file not found: data/missing.mrc" in r.stderr
+    r = snakemake(tmp_path, {"samples": {"a": {"simulate": {}, "models_from": "nope"}}})
+    assert r.returncode != 0 and "samples.a.models_from: 'nope' is not a sample with labels" in r.stderr
     assert not (tmp_path / "results").exists()
 
 

@@ -77,6 +77,22 @@ def labels_input(wildcards):
     return sample_cfg(s)["labels"]
 
 
+def model_source(sample):
+    """The sample whose trained networks segment this one (itself, or samples.<s>.models_from)."""
+    return sample_cfg(sample).get("models_from", sample)
+
+
+def model_input(wildcards):
+    return f"results/{model_source(wildcards.sample)}/04_models/{wildcards.model}/model.pt"
+
+
+for _s in SAMPLES:
+    _src = model_source(_s)
+    if _src != _s and (_src not in config["samples"] or not has_labels(_src)):
+        raise WorkflowError(f"config samples.{_s}.models_from: {_src!r} is not a sample with labels\n"
+                            f"  fix: name a sample that has `labels:` or `simulate:`")
+
+
 def slab_count(sample):
     """Number of reconstruction slab jobs (reconstruct.slabs)."""
     return stage_settings(config, sample, "reconstruct")["slabs"]
@@ -102,4 +118,8 @@ def all_outputs():
             out += expand("results/{sample}/04_models/{model}/{f}", sample=s,
                           model=stage_settings(config, s, "train")["models"],
                           f=["model.pt", "history.csv", "curves.png"])
+        if has_labels(model_source(s)):
+            out += expand("results/{sample}/05_segment/{model}/{f}", sample=s,
+                          model=stage_settings(config, model_source(s), "train")["models"],
+                          f=["labels.tif", "segment.json"])
     return out

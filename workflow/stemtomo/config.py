@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator, validators
 
 from .errors import ConfigError
 
-STAGES_WITH_OVERRIDES = ("import", "align", "reconstruct", "patches", "train")
+STAGES_WITH_OVERRIDES = ("import", "align", "reconstruct", "patches", "train", "segment")
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
