@@ -66,3 +66,25 @@ def test_model_file_round_trip(tmp_path):
     x = torch.randn(1, 3, 16, 16)
     torch.testing.assert_close(loaded(x), model(x))
     assert ck["data"]["channels"] == 3
+
+
+class Constant(torch.nn.Module):
+    def forward(self, x):
+        logits = torch.tensor([0.3, 1.2, -0.4]).reshape(1, 3, 1, 1)
+        return logits.expand(x.shape[0], 3, x.shape[2], x.shape[3]) + 0 * x[:, :1]
+
+
+def test_tiles_blend_without_seams():
+    volume, truth = volume_and_truth(shape=(3, 80, 72))
+    cpu = torch.device("cpu")
+    # A constant model gives exactly its constant everywhere, tiles and blending notwithstanding.
+    _, probs = segment_volume(volume, Constant(), 1, 8, cpu, tile=32, overlap=0.25)
+    expected = torch.softmax(torch.tensor([0.3, 1.2, -0.4]), 0).numpy()
+    np.testing.assert_allclose(probs.astype(np.float32), np.broadcast_to(expected[:, None, None, None],
+                               probs.shape), atol=2e-3)
+    # A pointwise model gives the same labels tiled or whole.
+    whole, _ = segment_volume(volume, Threshold(1), 1, 8, cpu, tile=1024)
+    tiled, _ = segment_volume(volume, Threshold(1), 1, 8, cpu, tile=32, overlap=0.5)
+    assert np.array_equal(whole, tiled)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        segment_volume(volume, Threshold(1), 1, 8, cpu, tile=30)

@@ -28,7 +28,8 @@ def main(smk) -> None:
     t0 = time.perf_counter()
     labels, probs = segment_volume(raw.data.astype(np.float32), model, ck["data"]["channels"],
                                    model.multiple, device, settings["batch_size"],
-                                   settings["tta"], device.type == "cuda", progress=True)
+                                   settings["tta"], device.type == "cuda", settings["tile"],
+                                   settings["overlap"], progress=True)
     seconds = time.perf_counter() - t0
     io.write_tiff(smk.output.labels, labels, raw.pixel_size_nm)
     if settings["probabilities"]:

@@ -1,8 +1,10 @@
 """Slice-wise segmentation of a whole volume with a trained network.
 
 Each x-y slice (with its 2.5D neighbours as channels when the model was trained so) goes through
-the network whole, reflect-padded to a multiple of 2^depth and cropped back. Optional test-time
-augmentation averages the softmax over the four flips.
+the network whole, reflect-padded to a multiple of 2^depth and cropped back; slices larger than
+`tile` go through in overlapping tiles whose softmax outputs are blended with a Gaussian window
+(as nnU-Net does), so tile borders leave no seams. Optional test-time augmentation averages the
+softmax over the four flips.
 """
 
 from __future__ import annotations
@@ -29,10 +31,53 @@ def _flips(x: torch.Tensor) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
     return [(x, ()), (x.flip(-1), (-1,)), (x.flip(-2), (-2,)), (x.flip(-2, -1), (-2, -1))]
 
 
+def _starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    return sorted(set(list(range(0, size - tile, step)) + [size - tile]))
+
+
+def gaussian_window(tile: int, sigma_fraction: float = 0.125) -> np.ndarray:
+    c = (tile - 1) / 2
+    g = np.exp(-((np.arange(tile) - c) ** 2) / (2 * (sigma_fraction * tile) ** 2))
+    w = np.outer(g, g)
+    return np.maximum(w / w.max(), 1e-3).astype(np.float32)  # never zero: every pixel is covered
+
+
+def _softmax_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: float,
+                   tta: bool) -> torch.Tensor:
+    """Class probabilities of a (b, c, H, W) batch, whole or in Gaussian-blended tiles."""
+    def run(v: torch.Tensor) -> torch.Tensor:
+        p = 0
+        for view, dims in (_flips(v) if tta else [(v, ())]):
+            out = torch.softmax(model(view).float(), dim=1)
+            p = p + (out.flip(dims) if dims else out)
+        return p / (4 if tta else 1)
+
+    b, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return run(x)
+    th, tw = min(tile, h), min(tile, w)
+    step_h, step_w = max(1, int(th * (1 - overlap))), max(1, int(tw * (1 - overlap)))
+    window = torch.from_numpy(gaussian_window(tile)[:th, :tw]).to(x.device)
+    acc, norm = None, torch.zeros((h, w), device=x.device)
+    for y0 in _starts(h, th, step_h):
+        for x0 in _starts(w, tw, step_w):
+            p = run(x[:, :, y0:y0 + th, x0:x0 + tw]) * window
+            if acc is None:
+                acc = torch.zeros((b, p.shape[1], h, w), device=x.device)
+            acc[:, :, y0:y0 + th, x0:x0 + tw] += p
+            norm[y0:y0 + th, x0:x0 + tw] += window
+    return acc / norm
+
+
 def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple: int,
                    device: torch.device, batch: int = 4, tta: bool = False, amp: bool = False,
+                   tile: int = 1024, overlap: float = 0.25,
                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(z, y, x) volume → uint8 labels and float16 class probabilities (classes, z, y, x)."""
+    if tile % multiple:
+        raise ValueError(f"tile {tile} must be a multiple of {multiple} (2^depth)")
     norm, _ = normalise(volume.astype(np.float32))
     nz, ny, nx = norm.shape
     k = channels // 2
@@ -44,12 +89,8 @@ def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple
             zs = np.arange(z0, min(z0 + batch, nz))
             idx = np.clip(zs[:, None] + np.arange(-k, k + 1)[None, :], 0, nz - 1)
             x = np.pad(norm[idx], ((0, 0), (0, 0), (0, py), (0, px)), mode="reflect")
-            xt = torch.from_numpy(x).to(device)
-            p = 0
-            for view, dims in (_flips(xt) if tta else [(xt, ())]):
-                out = torch.softmax(model(view).float(), dim=1)
-                p = p + (out.flip(dims) if dims else out)
-            p = (p / (4 if tta else 1))[:, :, :ny, :nx].cpu().numpy()
+            p = _softmax_tiled(model, torch.from_numpy(x).to(device), tile, overlap, tta)
+            p = p[:, :, :ny, :nx].cpu().numpy()
             if probs is None:
                 probs = np.empty((p.shape[1], nz, ny, nx), np.float16)
             probs[:, zs] = p.transpose(1, 0, 2, 3)
