@@ -98,7 +98,7 @@ SCRIPT_RULES = [r for r in rule_blocks() if "script" in r[2]]
 def test_rules_are_found():
     names = {r[0] for r in rule_blocks()}
     assert {"simulate", "import_tiltseries", "align", "reconstruct_slab", "reconstruct",
-            "patches", "train", "segment"} <= names
+            "patches", "train", "segment_slab", "segment"} <= names
 
 
 @pytest.mark.parametrize("env", sorted((ROOT / "envs").glob("*.yaml")), ids=lambda p: p.name)

@@ -20,9 +20,9 @@ from stemtomo.reconstruction import (
     interleaved_subsets,
     mlem,
     reconstruct,
-    slab_rows,
 )
 from stemtomo.simulate import simulate
+from stemtomo.slabs import slab_rows
 
 
 def settings(**overrides) -> dict:

@@ -88,3 +88,16 @@ def test_tiles_blend_without_seams():
     assert np.array_equal(whole, tiled)
     with pytest.raises(ValueError, match="multiple of 8"):
         segment_volume(volume, Threshold(1), 1, 8, cpu, tile=30)
+
+
+def test_slabs_of_slices_join_to_the_whole_volume():
+    from stemtomo.slabs import slab_rows
+
+    volume, _ = volume_and_truth(shape=(9, 24, 24))
+    cpu = torch.device("cpu")
+    model = build_model("unet", in_channels=3, base=4, depth=2).eval()
+    whole, wp = segment_volume(volume, model, 3, 4, cpu, batch=2)
+    parts = [segment_volume(volume, model, 3, 4, cpu, batch=4, z_range=r)
+             for r in slab_rows(9, 3, "segment.slabs")]
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), whole)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts], axis=1), wp)

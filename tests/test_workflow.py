@@ -41,7 +41,7 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
                                "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 3,
-                               "segment": 3, "all": 1}
+                               "segment_slab": 3, "segment": 3, "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -96,7 +96,7 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     seg = tifffile.imread(res / "05_segment/unet/labels.tif")
     assert seg.shape == (48, 48, 48) and seg.dtype == np.uint8 and seg.max() <= 2
     after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2,
-                   "segment": 2, "all": 1}
+                   "segment_slab": 2, "segment": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -105,12 +105,15 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
-        "patches": 1, "train": 2, "segment": 2, "all": 1}
+    segmentation = {"segment_slab": 2, "segment": 2, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "train": 2,
+                                                               **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, "segment": 2, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, **segmentation}
     changed = {"samples": {"tiny": TINY}, "segment": {"tta": True}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"segment": 2, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == segmentation
+    changed = {"samples": {"tiny": TINY}, "segment": {"slabs": 3}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n"))["segment_slab"] == 6
     reseeded = {"samples": {"tiny": {**TINY, "simulate": {**TINY["simulate"], "seed": 7}}}}
     assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
         "simulate": 1, "import_tiltseries": 1, "align": 1, **after_align}
@@ -131,7 +134,8 @@ def test_alignment_can_be_skipped(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
-                               "reconstruct": 1, "patches": 1, "train": 2, "segment": 2, "all": 1}
+                               "reconstruct": 1, "patches": 1, "train": 2, "segment_slab": 2,
+                               "segment": 2, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

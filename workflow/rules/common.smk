@@ -93,6 +93,11 @@ for _s in SAMPLES:
                             f"  fix: name a sample that has `labels:` or `simulate:`")
 
 
+def segment_slabs(sample):
+    """Number of segmentation slab jobs per model (segment.slabs)."""
+    return stage_settings(config, sample, "segment")["slabs"]
+
+
 def slab_count(sample):
     """Number of reconstruction slab jobs (reconstruct.slabs)."""
     return stage_settings(config, sample, "reconstruct")["slabs"]

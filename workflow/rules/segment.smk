@@ -1,7 +1,34 @@
-rule segment:
+rule segment_slab:
     input:
         volume="results/{sample}/02_recon/volume.tif",
         model=model_input,
+    output:
+        labels=temp("results/{sample}/05_segment/{model}/slabs/{slab}.npy"),
+        probabilities=temp("results/{sample}/05_segment/{model}/slabs/{slab}.prob.npy"),
+        json=temp("results/{sample}/05_segment/{model}/slabs/{slab}.json"),
+    params:
+        settings=lambda wc: stage_settings(config, wc.sample, "segment"),
+    log:
+        "results/{sample}/logs/segment_{model}_slab{slab}.log",
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/segment_slab.py"
+
+
+rule segment:
+    input:
+        volume="results/{sample}/02_recon/volume.tif",
+        labels=lambda wc: expand("results/{{sample}}/05_segment/{{model}}/slabs/{slab}.npy",
+                                 slab=range(segment_slabs(wc.sample))),
+        probabilities=lambda wc: expand(
+            "results/{{sample}}/05_segment/{{model}}/slabs/{slab}.prob.npy",
+            slab=range(segment_slabs(wc.sample))),
+        records=lambda wc: expand("results/{{sample}}/05_segment/{{model}}/slabs/{slab}.json",
+                                  slab=range(segment_slabs(wc.sample))),
     output:
         labels="results/{sample}/05_segment/{model}/labels.tif",
         json="results/{sample}/05_segment/{model}/segment.json",
@@ -10,9 +37,6 @@ rule segment:
         probabilities=lambda wc: f"results/{wc.sample}/05_segment/{wc.model}/probabilities.tif",
     log:
         "results/{sample}/logs/segment_{model}.log",
-    threads: 2
-    resources:
-        gpu=1,
     conda:
         "../../envs/learn.yaml"
     script:

@@ -10,8 +10,9 @@ import numpy as np
 
 from stemtomo import io
 from stemtomo.readers import read_angle_file, read_tiltseries
-from stemtomo.reconstruction import reconstruct, slab_rows
+from stemtomo.reconstruction import reconstruct
 from stemtomo.runner import run_rule
+from stemtomo.slabs import slab_rows
 
 log = logging.getLogger("stemtomo.reconstruct")
 

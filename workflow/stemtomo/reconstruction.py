@@ -199,15 +199,6 @@ def cylinder_mask(nz: int, nx: int) -> np.ndarray:
     return ((z[:, None] ** 2 + x[None, :] ** 2) <= (nx / 2) ** 2).astype(np.float32)[:, None, :]
 
 
-def slab_rows(height: int, slabs: int) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) row ranges along the tilt axis for `slabs` jobs."""
-    if not 1 <= slabs <= height:
-        raise InputError("reconstruct.slabs", f"{slabs} slabs for {height} detector rows",
-                         f"use between 1 and {height} slabs")
-    edges = np.linspace(0, height, slabs + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-
-
 def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
                 rows: tuple[int, int] | None = None, threads: int = 1, source: str = "tilt series",
                 progress: bool = False) -> tuple[np.ndarray, dict]:

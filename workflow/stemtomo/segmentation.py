@@ -73,26 +73,31 @@ def _softmax_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: float,
 
 def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple: int,
                    device: torch.device, batch: int = 4, tta: bool = False, amp: bool = False,
-                   tile: int = 1024, overlap: float = 0.25,
+                   tile: int = 1024, overlap: float = 0.25, z_range: tuple[int, int] | None = None,
                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(z, y, x) volume → uint8 labels and float16 class probabilities (classes, z, y, x)."""
+    """(z, y, x) volume → uint8 labels and float16 class probabilities (classes, z, y, x).
+
+    `z_range` = [start, stop) segments only those slices (a slab job); normalisation and 2.5D
+    context still use the whole volume, so slabs join into exactly the whole-volume result.
+    """
     if tile % multiple:
         raise ValueError(f"tile {tile} must be a multiple of {multiple} (2^depth)")
     norm, _ = normalise(volume.astype(np.float32))
     nz, ny, nx = norm.shape
     k = channels // 2
     py, px = (-ny) % multiple, (-nx) % multiple
-    labels = np.empty((nz, ny, nx), np.uint8)
+    z_lo, z_hi = z_range or (0, nz)
+    labels = np.empty((z_hi - z_lo, ny, nx), np.uint8)
     probs = None
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        for z0 in tqdm(range(0, nz, batch), desc="segment", unit="batch", disable=not progress):
-            zs = np.arange(z0, min(z0 + batch, nz))
+        for z0 in tqdm(range(z_lo, z_hi, batch), desc="segment", unit="batch", disable=not progress):
+            zs = np.arange(z0, min(z0 + batch, z_hi))
             idx = np.clip(zs[:, None] + np.arange(-k, k + 1)[None, :], 0, nz - 1)
             x = np.pad(norm[idx], ((0, 0), (0, 0), (0, py), (0, px)), mode="reflect")
             p = _softmax_tiled(model, torch.from_numpy(x).to(device), tile, overlap, tta)
             p = p[:, :, :ny, :nx].cpu().numpy()
             if probs is None:
-                probs = np.empty((p.shape[1], nz, ny, nx), np.float16)
-            probs[:, zs] = p.transpose(1, 0, 2, 3)
-            labels[zs] = p.argmax(axis=1)
+                probs = np.empty((p.shape[1], z_hi - z_lo, ny, nx), np.float16)
+            probs[:, zs - z_lo] = p.transpose(1, 0, 2, 3)
+            labels[zs - z_lo] = p.argmax(axis=1)
     return labels, probs
