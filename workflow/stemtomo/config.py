@@ -15,7 +15,6 @@ from jsonschema import Draft202012Validator, validators
 
 from .errors import ConfigError
 
-STAGES_WITH_OVERRIDES = ("import", "align", "reconstruct", "patches", "train", "segment")
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
@@ -85,9 +84,15 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
             lines.append(f"  {key}: {problem}" + (f"\n    fix: {fix}" if fix else ""))
         raise ConfigError("config", f"{len(errors)} invalid setting(s):\n" + "\n".join(lines))
     for name in config["samples"]:
-        for stage in STAGES_WITH_OVERRIDES:
+        for stage in stages_with_overrides(schema):
             stage_settings(config, name, stage, schema)  # check per-sample overrides early
     return config
+
+
+def stages_with_overrides(schema: dict) -> list[str]:
+    """Stage sections a sample may override: sample keys that name a stage definition."""
+    return [k for k in schema["$defs"]["sample"]["properties"]
+            if k in schema["$defs"] and k != "simulate"]
 
 
 def stage_settings(config: dict, sample: str, stage: str, schema: dict | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,8 +206,6 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
     """Reconstruct rows [start, stop) of an aligned (tilt, y, x) series with the `reconstruct`
     config section. Slices along the tilt axis are independent, so slabs of rows give exactly the
     rows of the full reconstruction. Returns the (nz, rows, nx) volume and a record of the run."""
-    import time
-
     if stack.ndim != 3:
         raise InputError(source, f"expected a (tilt, y, x) stack, got shape {stack.shape}")
     if len(angles) != stack.shape[0]:

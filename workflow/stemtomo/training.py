@@ -81,9 +81,10 @@ def _predict(model, images: np.ndarray, device, batch: int, amp: bool) -> torch.
 
 
 def _save(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write never corrupts the last checkpoint
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:  # a kill mid-write never corrupts the last checkpoint
+        torch.save(obj, tmp)
 
 
 def fingerprint(model_name: str, settings: dict, train_set: dict) -> str:
