@@ -41,7 +41,7 @@ def resolve_angles(spec: object, n_images: int, raw: RawSeries, key: str) -> tup
     return np.asarray(spec, dtype=float), f"config {key}"
 
 
-def _int16_to_float(data: np.ndarray, mode: str, source: str, meta: dict) -> np.ndarray:
+def _int16_to_float(data: np.ndarray, mode: str, meta: dict) -> np.ndarray:
     """Undo uint16 counts stored as int16 (values above 32767 wrapped to negatives)."""
     if data.dtype != np.int16 or mode == "signed" or data.min() >= 0:
         meta["int16"] = "not applicable" if data.dtype != np.int16 else "signed"
@@ -160,7 +160,7 @@ def import_tiltseries(raw: RawSeries, angles_spec: object, pixel_size_nm: float 
         raise InputError(key, f"only {idx.size} tilts left after exclusion",
                          "exclude fewer tilts: a reconstruction needs many")
 
-    stack = _int16_to_float(raw.data[idx], settings["int16"], src, meta)
+    stack = _int16_to_float(raw.data[idx], settings["int16"], meta)
     finite = np.isfinite(stack).all(axis=(1, 2))
     if not finite.all():
         bad = idx[~finite].tolist()

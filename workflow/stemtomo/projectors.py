@@ -118,33 +118,28 @@ class AstraCPUProjector(Projector):
         except Exception:  # interpreter shutdown: nothing left to free
             pass
 
-    def _map(self, func, stack: np.ndarray, out_shape: tuple[int, ...], axis: int) -> np.ndarray:
+    def _map(self, func, stack: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
+        """Apply a 2D operation to every y slice (axis 1) of `stack` on the thread pool."""
         from concurrent.futures import ThreadPoolExecutor
 
         out = np.empty(out_shape, np.float32)
-        slices = range(stack.shape[axis])
 
         def one(j: int) -> None:
-            src = np.ascontiguousarray(np.take(stack, j, axis=axis), dtype=np.float32)
-            res = func(src)
-            if axis == 1:
-                out[:, j, :] = res
-            else:
-                out[j] = res
+            out[:, j, :] = func(np.ascontiguousarray(stack[:, j, :], dtype=np.float32))
 
         with ThreadPoolExecutor(self.threads) as pool:
-            list(pool.map(one, slices))
+            list(pool.map(one, range(stack.shape[1])))
         return out
 
     def forward(self, volume: np.ndarray) -> np.ndarray:
         n = len(self.angles)
         return self._map(lambda sl: self._op.FP(sl, out=None).reshape(n, self.detector_width),
-                         np.asarray(volume), self.projection_shape, axis=1)
+                         np.asarray(volume), self.projection_shape)
 
     def back(self, projections: np.ndarray) -> np.ndarray:
         nz, _, nx = self.volume_shape
         return self._map(lambda sino: self._op.BP(sino, out=None).reshape(nz, nx),
-                         np.asarray(projections), self.volume_shape, axis=1)
+                         np.asarray(projections), self.volume_shape)
 
     def subset(self, tilts: np.ndarray) -> AstraCPUProjector:
         return AstraCPUProjector(self.angles[tilts], self.volume_shape, self.detector_width,

@@ -27,6 +27,13 @@ def interleaved_subsets(n_tilts: int, subsets: int) -> list[np.ndarray]:
     return [np.arange(s, n_tilts, subsets) for s in range(subsets)]
 
 
+def subset_projectors(projector: Projector, subsets: int) -> list[tuple[np.ndarray, Projector]]:
+    """(tilt indices, projector restricted to them) per interleaved subset; the projector itself
+    when there is one subset."""
+    return [(tilts, projector if subsets == 1 else projector.subset(tilts))
+            for tilts in interleaved_subsets(len(projector.angles), subsets)]
+
+
 def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray | None = None,
          nonnegative: bool = True, subsets: int = 1, progress: bool = False) -> Reconstruction:
     """SIRT (Gilbert 1972; row/column-sum normalised Landweber): x ← x + C·Aᵀ·R·(y − A·x).
@@ -35,8 +42,7 @@ def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray
     """
     y = np.asarray(data, dtype=np.float32)
     parts = []
-    for tilts in interleaved_subsets(len(projector.angles), subsets):
-        p = projector if subsets == 1 else projector.subset(tilts)
+    for tilts, p in subset_projectors(projector, subsets):
         row = p.forward(np.ones(p.volume_shape, np.float32))
         col = p.back(np.ones(p.projection_shape, np.float32))
         parts.append((tilts, p, np.where(row > EPS, 1.0 / np.maximum(row, EPS), 0.0).astype(np.float32),
@@ -148,8 +154,7 @@ def mlem(projector: Projector, data, iterations: int, subsets: int = 1, x0=None,
         mask = ops.array(mask)
         x *= mask
     parts = []
-    for tilts in interleaved_subsets(len(projector.angles), subsets):
-        p = projector if subsets == 1 else projector.subset(tilts)
+    for tilts, p in subset_projectors(projector, subsets):
         sens = p.back(ops.ones(p.projection_shape))
         parts.append((y[tilts] if subsets > 1 else y, p, ops.reciprocal(sens)))
     norm = np.sqrt(ops.sumsq(y)) or 1.0
