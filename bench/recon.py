@@ -82,39 +82,120 @@ def osem_vs_mlem(vol: np.ndarray) -> dict:
             "time_saved": round(1 - t_osem / t_mlem, 3)}
 
 
-def large_volume() -> dict:
-    """2048 × 2048 detector, 1024 px thick: must complete on one 80 GB GPU by chunking rows."""
+class PeakGPUMemory:
+    """Peak device memory in use (all allocators: torch's and ASTRA's own), polled every 20 ms."""
+
+    def __enter__(self):
+        import threading
+
+        import torch
+
+        self.peak, self._stop = 0, threading.Event()
+
+        def poll() -> None:
+            while not self._stop.wait(0.02):
+                free, total = torch.cuda.mem_get_info()
+                self.peak = max(self.peak, total - free)
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def large_volume(card_gb: float = 80.0) -> dict:
+    """2048 × 2048 detector, 1024 px thick: must complete on one 80 GB GPU by chunking rows. On a
+    larger card the memory fraction is scaled so that chunks are sized as on an 80 GB one."""
+    import torch
+
     from stemtomo.config import validate_config
     from stemtomo.reconstruction import reconstruct
 
     rng = np.random.default_rng(0)
     stack = rng.random((len(ANGLES), 2048, 2048), dtype=np.float32)
+    free = torch.cuda.mem_get_info()[0]
+    fraction = min(0.8, 0.8 * card_gb * 1e9 / free)
     settings = validate_config({"samples": {"b": {"simulate": {}}}, "reconstruct": {
-        "iterations": 3, "height": 1024, "backend": "astra-gpu"}})["reconstruct"]
-    t0 = time.perf_counter()
-    volume, rec = reconstruct(stack, ANGLES, settings)
-    return {"shape_zyx": list(volume.shape), "chunks": rec["chunks"],
+        "iterations": 3, "height": 1024, "backend": "astra-gpu",
+        "max_memory_fraction": fraction}})["reconstruct"]
+    base = torch.cuda.mem_get_info()[1] - free
+    with PeakGPUMemory() as peak:
+        t0 = time.perf_counter()
+        volume, rec = reconstruct(stack, ANGLES, settings)
+        seconds = time.perf_counter() - t0
+    return {"shape_zyx": list(volume.shape), "emulated_card_gb": card_gb,
+            "max_memory_fraction": round(fraction, 3), "chunks": rec["chunks"],
             "rows_per_chunk": rec["rows_per_chunk"], "iterations": 3,
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "peak_gpu_gb": round((peak.peak - base) / 1e9, 1), "seconds": round(seconds, 1),
+            "finite": bool(np.isfinite(volume).all())}
+
+
+def kernel_ms(n: int = 512, repeats: int = 5) -> dict:
+    """Where an astra-gpu MLEM iteration goes: ASTRA's FP and BP alone vs the whole iteration."""
+    import torch
+
+    p = make_projector("astra-gpu", ANGLES, (n, n, n))
+    vol = torch.rand((n, n, n), device="cuda")
+    proj = p.forward(vol)
+
+    def ms(fn) -> float:
+        fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        torch.cuda.synchronize()
+        return round((time.perf_counter() - t0) / repeats * 1e3, 2)
+
+    data = proj.clone()
+    return {"volume": [n, n, n], "fp_ms": ms(lambda: p.forward(vol)), "bp_ms": ms(lambda: p.back(proj)),
+            "mlem_iteration_ms": ms(lambda: mlem(p, data, 1))}
+
+
+def section(out: dict, key: str, fn, *args) -> None:
+    """Run one measurement; a failure is recorded, not fatal, so one call yields every figure."""
+    t0 = time.perf_counter()
+    try:
+        out[key] = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the report names it
+        out[key] = f"failed: {type(exc).__name__}: {exc}"
+    print(f"{key}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+def cpu_rates() -> dict:
+    vol = phantom(256, 16)
+    cpu = {"volume": list(vol.shape), "iterations": 10,
+           "joseph-cpu": round(slices_per_s("joseph-cpu", vol, 10), 2)}
+    for threads in (1, 2):
+        cpu[f"astra-cpu_{threads}_threads"] = round(slices_per_s("astra-cpu", vol, 10, threads), 2)
+    return cpu
+
+
+def gpu_rates(slices: int = 128) -> dict:
+    vol = phantom(512, slices)
+    g = {"volume": list(vol.shape), "iterations": 50,
+         "em_cuda_2d_slices_per_s": round(em_cuda_2d(vol, 50), 2),
+         "astra_gpu_slices_per_s": round(slices_per_s("astra-gpu", vol, 50), 2)}
+    g["speedup"] = round(g["astra_gpu_slices_per_s"] / g["em_cuda_2d_slices_per_s"], 2)
+    return g
 
 
 def main() -> None:
     out: dict = {"benchmark": "recon", "cpus": os.cpu_count(), "tilts": len(ANGLES)}
-    cpu_vol = phantom(256, 16)
-    cpu = {"volume": list(cpu_vol.shape), "iterations": 10,
-           "joseph-cpu": round(slices_per_s("joseph-cpu", cpu_vol, 10), 2)}
-    for threads in (1, 2):
-        cpu[f"astra-cpu_{threads}_threads"] = round(slices_per_s("astra-cpu", cpu_vol, 10, threads), 2)
-    out["cpu_slices_per_s"] = cpu
-    out["osem_vs_mlem"] = osem_vs_mlem(phantom(128, 16))
+    section(out, "cpu_slices_per_s", cpu_rates)
+    section(out, "osem_vs_mlem", osem_vs_mlem, phantom(128, 16))
     if gpu_available():
-        vol = phantom(512, 64)
-        out["gpu"] = {"volume": list(vol.shape), "iterations": 50,
-                      "em_cuda_2d_slices_per_s": round(em_cuda_2d(vol, 50), 2),
-                      "astra_gpu_slices_per_s": round(slices_per_s("astra-gpu", vol, 50), 2)}
-        g = out["gpu"]
-        g["speedup"] = round(g["astra_gpu_slices_per_s"] / g["em_cuda_2d_slices_per_s"], 2)
-        g["large"] = large_volume()
+        import torch
+
+        out["gpu_name"] = torch.cuda.get_device_name()
+        section(out, "gpu", gpu_rates)
+        section(out, "gpu_512_slices", gpu_rates, 512)
+        section(out, "kernels", kernel_ms)
+        section(out, "gpu_osem_vs_mlem_512", osem_vs_mlem, phantom(512, 64))
+        section(out, "large", large_volume)
     else:
         out["gpu"] = "no GPU visible to ASTRA and torch"
     print(json.dumps(out))

@@ -101,3 +101,19 @@ def test_slabs_of_slices_join_to_the_whole_volume():
              for r in slab_rows(9, 3, "segment.slabs")]
     assert np.array_equal(np.concatenate([p[0] for p in parts]), whole)
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts], axis=1), wp)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_bf16_inference_matches_the_cpu():
+    torch.manual_seed(0)
+    volume = np.random.default_rng(3).random((4, 64, 80)).astype(np.float32)
+    model = build_model("attention_unet", base=8, depth=3).eval()
+    cpu, p_cpu = segment_volume(volume, model, 1, 8, torch.device("cpu"), tta=True)
+    gpu, p_gpu = segment_volume(volume, model.cuda(), 1, 8, torch.device("cuda"), tta=True, amp=True)
+    assert gpu.shape == cpu.shape and p_gpu.shape == (3,) + volume.shape
+    p_cpu, p_gpu = p_cpu.astype(np.float32), p_gpu.astype(np.float32)
+    assert np.abs(p_gpu - p_cpu).max() < 0.05
+    top2 = np.sort(p_cpu, axis=0)
+    clear = top2[-1] - top2[-2] > 0.05  # bf16 may flip only near-tied voxels
+    assert (gpu[clear] == cpu[clear]).all()

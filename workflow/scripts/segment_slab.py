@@ -30,10 +30,11 @@ def main(smk) -> None:
     t0 = time.perf_counter()
     labels, probs = segment_volume(volume, model, ck["data"]["channels"], model.multiple, device,
                                    settings["batch_size"], settings["tta"], device.type == "cuda",
-                                   settings["tile"], settings["overlap"], z_range, progress=True)
+                                   settings["tile"], settings["overlap"], z_range, progress=True,
+                                   probabilities=settings["probabilities"])
     seconds = time.perf_counter() - t0
     for path, array in ((smk.output.labels, labels),
-                        (smk.output.probabilities, probs if settings["probabilities"] else probs[:0])):
+                        (smk.output.probabilities, probs if probs is not None else np.empty(0, np.float16))):
         with io.atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, array)

@@ -176,6 +176,7 @@ class AstraGPUProjector(Projector):
 
     def __init__(self, angles_deg, volume_shape, detector_width=None) -> None:
         import astra
+        import astra.experimental  # direct_FP3D/BP3D: a submodule not imported by astra
         import torch
 
         super().__init__(angles_deg, volume_shape, detector_width)

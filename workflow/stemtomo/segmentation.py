@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .models import build_model
-from .patches import normalise
+from .patches import intensity_range
 
 
 def load_model(path: str, device: torch.device) -> tuple[nn.Module, dict]:
@@ -74,30 +74,40 @@ def _softmax_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: float,
 def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple: int,
                    device: torch.device, batch: int = 4, tta: bool = False, amp: bool = False,
                    tile: int = 1024, overlap: float = 0.25, z_range: tuple[int, int] | None = None,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(z, y, x) volume → uint8 labels and float16 class probabilities (classes, z, y, x).
+                   progress: bool = False, probabilities: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(z, y, x) volume → uint8 labels and, if asked, float16 class probabilities (classes, z, y, x).
 
     `z_range` = [start, stop) segments only those slices (a slab job); normalisation and 2.5D
     context still use the whole volume, so slabs join into exactly the whole-volume result.
+    Normalisation, padding, softmax and argmax run on `device`: per batch only the raw slices go
+    up and uint8 labels (and float16 probabilities when asked) come back.
     """
     if tile % multiple:
         raise ValueError(f"tile {tile} must be a multiple of {multiple} (2^depth)")
-    norm, _ = normalise(volume.astype(np.float32))
-    nz, ny, nx = norm.shape
+    lo, hi = intensity_range(volume)
+    span = max(hi - lo, 1e-12)
+    nz, ny, nx = volume.shape
     k = channels // 2
     py, px = (-ny) % multiple, (-nx) % multiple
     z_lo, z_hi = z_range or (0, nz)
     labels = np.empty((z_hi - z_lo, ny, nx), np.uint8)
     probs = None
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=fmt)  # NHWC: the fast layout for bf16 convolutions on GPUs
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for z0 in tqdm(range(z_lo, z_hi, batch), desc="segment", unit="batch", disable=not progress):
             zs = np.arange(z0, min(z0 + batch, z_hi))
             idx = np.clip(zs[:, None] + np.arange(-k, k + 1)[None, :], 0, nz - 1)
-            x = np.pad(norm[idx], ((0, 0), (0, 0), (0, py), (0, px)), mode="reflect")
-            p = _softmax_tiled(model, torch.from_numpy(x).to(device), tile, overlap, tta)
-            p = p[:, :, :ny, :nx].cpu().numpy()
-            if probs is None:
-                probs = np.empty((p.shape[1], z_hi - z_lo, ny, nx), np.float16)
-            probs[:, zs - z_lo] = p.transpose(1, 0, 2, 3)
-            labels[zs - z_lo] = p.argmax(axis=1)
+            raw = torch.from_numpy(np.ascontiguousarray(volume[idx], dtype=np.float32))
+            x = (raw.to(device, non_blocking=True) - lo) / span
+            if py or px:  # pad to a multiple of 2^depth by reflection
+                mode = "reflect" if py < ny and px < nx else "replicate"
+                x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
+            p = _softmax_tiled(model, x.contiguous(memory_format=fmt), tile, overlap, tta)[:, :, :ny, :nx]
+            labels[zs - z_lo] = p.argmax(dim=1).to(torch.uint8).cpu().numpy()
+            if probabilities:
+                if probs is None:
+                    probs = np.empty((p.shape[1], z_hi - z_lo, ny, nx), np.float16)
+                probs[:, zs - z_lo] = p.half().cpu().numpy().transpose(1, 0, 2, 3)
     return labels, probs

@@ -37,19 +37,39 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def augment(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-            jitter: float) -> tuple[np.ndarray, np.ndarray]:
-    """Label-safe augmentation: flips and 90° rotations (exact for labels), intensity jitter."""
-    images, labels = images.copy(), labels.copy()
-    for i in range(len(images)):
-        k = int(rng.integers(4))
-        if rng.random() < 0.5:
-            images[i], labels[i] = images[i][..., ::-1], labels[i][..., ::-1]
-        images[i] = np.rot90(images[i], k, axes=(-2, -1))
-        labels[i] = np.rot90(labels[i], k, axes=(-2, -1))
-        if jitter > 0:
-            images[i] = images[i] * (1 + rng.normal(0, jitter)) + rng.normal(0, jitter * 0.1)
-    return images, labels
+def augment(images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator,
+            jitter: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label-safe augmentation of a batch on its own device: flips and 90° rotations (exact for
+    labels), intensity gain/offset jitter. The random draws come from `rng` (NumPy, so a checkpoint
+    resumes them); the pixel work is whole-batch tensor ops, so on a GPU the patches never leave it.
+    """
+    n, dev = len(images), images.device
+    k = rng.integers(4, size=n)
+    flip = torch.from_numpy(rng.random(n) < 0.5).to(dev)
+    gain = torch.from_numpy(1 + rng.normal(0, jitter, n)).float().to(dev) if jitter > 0 else None
+    offset = torch.from_numpy(rng.normal(0, jitter * 0.1, n)).float().to(dev) if jitter > 0 else None
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
+    out_i, out_l = images.clone(), labels.clone()
+    for r in range(1, 4):  # one batched rotation per quarter-turn count
+        sel = torch.from_numpy(np.flatnonzero(k == r)).to(dev)
+        if len(sel):
+            out_i[sel] = torch.rot90(images[sel], r, dims=(-2, -1))
+            out_l[sel] = torch.rot90(labels[sel], r, dims=(-2, -1))
+    if gain is not None:
+        out_i = out_i * gain[:, None, None, None] + offset[:, None, None, None]
+    return out_i, out_l
+
+
+def on_device(array: np.ndarray, device: torch.device, share: float = 0.25) -> torch.Tensor:
+    """The patch set as a tensor on `device` when it takes under `share` of the free GPU memory
+    (so batches and augmentation never cross the bus), else in pinned host memory."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type != "cuda":
+        return t
+    if t.nbytes < share * torch.cuda.mem_get_info(device)[0]:
+        return t.to(device)
+    return t.pin_memory()
 
 
 def hard_dice(pred: torch.Tensor, target: torch.Tensor, classes: int = 3) -> list[float]:
@@ -70,14 +90,14 @@ def _loss_fn(settings: dict):
     return make_loss(name, **options)
 
 
-def _predict(model, images: np.ndarray, device, batch: int, amp: bool) -> torch.Tensor:
+def _predict(model, images: torch.Tensor, device, batch: int, amp: bool) -> torch.Tensor:
     out = []
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(images), batch):
-            x = torch.from_numpy(images[i:i + batch]).to(device)
-            out.append(model(x).argmax(dim=1).cpu())
-    return torch.cat(out)
+            x = images[i:i + batch].to(device, non_blocking=True)
+            out.append(model(x).argmax(dim=1))
+    return torch.cat(out).cpu()
 
 
 def _save(path: str, obj: dict) -> None:
@@ -112,7 +132,8 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
     amp = device.type == "cuda" and settings["amp"]
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
-    images, labels = train_set["images"], train_set["labels"]
+    images, labels = on_device(train_set["images"], device), on_device(train_set["labels"], device)
+    val_images = on_device(val_set["images"], device)
     config = {"name": model_name, "in_channels": int(images.shape[1]), "classes": 3,
               "base": settings["base"], "depth": settings["depth"]}
     model = build_model(**config).to(device)
@@ -150,24 +171,25 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
         model.train()
         t0 = time.perf_counter()
         order = rng.permutation(len(images))
-        total, batches = 0.0, 0
+        total, batches = torch.zeros((), device=device), 0
         for i in tqdm(range(0, len(order), settings["batch_size"]), desc=f"epoch {epoch + 1}",
                       unit="batch", disable=not progress, leave=False):
-            idx = np.sort(order[i:i + settings["batch_size"]])
-            xb, yb = augment(images[idx], labels[idx], rng, settings["intensity_jitter"])
-            x = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
-            y = torch.from_numpy(np.ascontiguousarray(yb)).to(device)
+            idx = torch.from_numpy(np.sort(order[i:i + settings["batch_size"]]))
+            x, y = augment(images[idx.to(images.device)].to(device, non_blocking=True),
+                           labels[idx.to(labels.device)].to(device, non_blocking=True),
+                           rng, settings["intensity_jitter"])
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = loss_fn(model(x).float(), y)
             loss.backward()
             opt.step()
-            total, batches = total + loss.item(), batches + 1
+            total, batches = total + loss.detach(), batches + 1  # no per-step host sync
+        mean_loss = float(total) / max(batches, 1)  # waits for the GPU: the timing is honest
         seconds = time.perf_counter() - t0
-        pred = _predict(model, val_set["images"], device, 2 * settings["batch_size"], amp)
+        pred = _predict(model, val_images, device, 2 * settings["batch_size"], amp)
         dice = hard_dice(pred, torch.from_numpy(val_set["labels"]))
         epoch += 1
-        row = {"epoch": epoch, "loss": total / max(batches, 1), "lr": opt.param_groups[0]["lr"],
+        row = {"epoch": epoch, "loss": mean_loss, "lr": opt.param_groups[0]["lr"],
                **{f"val_dice_{n}": d for n, d in zip(CLASS_NAMES, dice, strict=True)},
                "patches_per_s": len(images) / seconds}
         history.append(row)
