@@ -152,7 +152,7 @@ def kernel_ms(n: int = 512, repeats: int = 5) -> dict:
 
     data = proj.clone()
     return {"volume": [n, n, n], "fp_ms": ms(lambda: p.forward(vol)), "bp_ms": ms(lambda: p.back(proj)),
-            "mlem_iteration_ms": ms(lambda: mlem(p, data, 1))}
+            "mlem_1_iteration_with_sensitivity_ms": ms(lambda: mlem(p, data, 1))}
 
 
 def section(out: dict, key: str, fn, *args) -> None:
