@@ -102,3 +102,12 @@ def test_bf16_training_on_the_gpu_learns_and_returns_host_weights(tmp_path):
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert max(h["val_dice_alumina"] for h in res.history) > 0.7  # all-alumina scores 0.57
     assert all(v.device.type == "cpu" for v in res.state_dict.values())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compiled_training_saves_plain_weights(tmp_path):
+    tr, va = toy_set(32, 0), toy_set(8, 1)
+    res = train("unet", tr, va, settings(epochs=2, device="cuda", compile=True), str(tmp_path / "c.pt"))
+    assert np.isfinite(res.history[-1]["loss"])
+    assert not any(k.startswith("_orig_mod") for k in res.state_dict)

@@ -27,6 +27,8 @@ def main(smk) -> None:
     volume = read_tiltseries(smk.input.volume).data.astype(np.float32)  # (z, y, x) TIFF
     z_range = slab_rows(volume.shape[0], settings["slabs"], "segment.slabs")[int(smk.wildcards.slab)]
     model, ck = load_model(smk.input.model, device)
+    if settings["compile"]:
+        model = torch.compile(model)
     t0 = time.perf_counter()
     labels, probs = segment_volume(volume, model, ck["data"]["channels"], model.multiple, device,
                                    settings["batch_size"], settings["tta"], device.type == "cuda",

@@ -146,6 +146,7 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
     else:
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=3, factor=0.5)
     loss_fn = _loss_fn(settings)
+    forward = torch.compile(model) if settings["compile"] else model  # shares model's weights
     history: list[dict] = []
     best = {"score": -1.0, "epoch": 0, "state": None}
     epoch = 0
@@ -180,7 +181,7 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
                            rng, settings["intensity_jitter"])
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = loss_fn(model(x).float(), y)
+                loss = loss_fn(forward(x).float(), y)
             loss.backward()
             opt.step()
             total, batches = total + loss.detach(), batches + 1  # no per-step host sync
