@@ -18,6 +18,7 @@ include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/patches.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -41,7 +41,8 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
                                "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 3,
-                               "segment_slab": 3, "segment": 3, "all": 1}
+                               "segment_slab": 3, "segment": 3, "evaluate_model": 3,
+                               "evaluate": 1, "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -63,7 +64,9 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
               "03_patches/val.npz", "03_patches/patches.json", "03_patches/patches.png",
               "04_models/unet/model.pt", "04_models/unet/history.csv", "04_models/unet/curves.png",
               "04_models/attention_res_unet/model.pt", "05_segment/unet/labels.tif",
-              "05_segment/attention_res_unet/segment.json"):
+              "05_segment/attention_res_unet/segment.json", "06_evaluate/metrics.csv",
+              "06_evaluate/metrics.md", "06_evaluate/particles.png", "06_evaluate/unet_errors.png",
+              "06_evaluate/unet_particles.csv", "06_evaluate/truth_particles.csv"):
         assert (res / f).stat().st_size > 0, f
     with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
         stack = tif.asarray()
@@ -95,8 +98,16 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert not (res / "04_models/unet/checkpoint.pt").exists()  # removed once finished
     seg = tifffile.imread(res / "05_segment/unet/labels.tif")
     assert seg.shape == (48, 48, 48) and seg.dtype == np.uint8 and seg.max() <= 2
+    # Table 1: one row per model, evaluated on the validation slab only
+    md = (res / "06_evaluate/metrics.md").read_text()
+    assert "| Model | γ-Alumina | Pt NPs | Background/pores |" in md
+    assert f"validation slab z = {min(patches['val_slices'])}–{max(patches['val_slices'])}" in md
+    rows = (res / "06_evaluate/metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["unet", "attention_res_unet"]
+    assert "pt_hd95_nm" in rows[0] and "detection_f1" in rows[0]
+    evaluation = {"evaluate_model": 2, "evaluate": 1}
     after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2,
-                   "segment_slab": 2, "segment": 2, "all": 1}
+                   "segment_slab": 2, "segment": 2, **evaluation, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -105,7 +116,7 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
-    segmentation = {"segment_slab": 2, "segment": 2, "all": 1}
+    segmentation = {"segment_slab": 2, "segment": 2, **evaluation, "all": 1}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "train": 2,
                                                                **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
@@ -135,7 +146,7 @@ def test_alignment_can_be_skipped(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
                                "reconstruct": 1, "patches": 1, "train": 2, "segment_slab": 2,
-                               "segment": 2, "all": 1}
+                               "segment": 2, "evaluate_model": 2, "evaluate": 1, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

@@ -127,4 +127,6 @@ def all_outputs():
             out += expand("results/{sample}/05_segment/{model}/{f}", sample=s,
                           model=stage_settings(config, model_source(s), "train")["models"],
                           f=["labels.tif", "segment.json"])
+            out += expand("results/{sample}/06_evaluate/{f}", sample=s,
+                          f=["metrics.csv", "metrics.md", "particles.png", "truth_particles.csv"])
     return out

@@ -1,6 +1,5 @@
 """Rule train: one network on the sample's patch sets; resumes from its checkpoint after a kill."""
 
-import csv
 import json
 import logging
 import sys
@@ -33,11 +32,7 @@ def main(smk) -> None:
                              "normalisation_percentiles": patches["normalisation_percentiles"]},
                     "train": settings, "best_epoch": result.best_epoch,
                     "history": result.history}, tmp)
-    with io.atomic_path(smk.output.history) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(result.history[0]))
-            writer.writeheader()
-            writer.writerows(result.history)
+    io.write_csv(smk.output.history, result.history)
     figures.learning_curves(smk.output.figure, result.history, result.best_epoch,
                             smk.wildcards.model)
     Path(smk.params.checkpoint).unlink(missing_ok=True)  # finished: nothing left to resume

@@ -63,6 +63,17 @@ def _json_default(o: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def write_csv(path: str | os.PathLike, rows: list[dict], fields: list[str] | None = None) -> None:
+    """Rows of dicts as CSV (header from the first row, or `fields` when there may be no rows)."""
+    import csv
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields or list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def write_angles(path: str | os.PathLike, angles: Sequence[float]) -> None:
     """One angle in degrees per line (IMOD .tlt/.rawtlt layout)."""
     with atomic_path(path) as tmp:

@@ -1,0 +1,62 @@
+def evaluate_truth(wildcards):
+    """The sample's ground truth / annotation, where it has one (else no input)."""
+    return {"truth": labels_input(wildcards)} if has_labels(wildcards.sample) else {}
+
+
+def evaluate_patches(wildcards):
+    """patches.json when the sample's own annotations trained the networks: its validation slab
+    is the evaluation region. Networks from another sample never saw this one: no patches."""
+    s = wildcards.sample
+    return {"patches": f"results/{s}/03_patches/patches.json"} if model_source(s) == s else {}
+
+
+def evaluated_models(sample):
+    return stage_settings(config, model_source(sample), "train")["models"]
+
+
+rule evaluate_model:
+    input:
+        unpack(evaluate_truth),
+        unpack(evaluate_patches),
+        volume="results/{sample}/02_recon/volume.tif",
+        labels="results/{sample}/05_segment/{model}/labels.tif",
+    output:
+        particles="results/{sample}/06_evaluate/{model}_particles.csv",
+        json="results/{sample}/06_evaluate/{model}.json",
+        errors=report(
+            "results/{sample}/06_evaluate/{model}_errors.png",
+            caption="../report/evaluate_errors.rst",
+            category="7 Evaluate",
+            labels={"sample": "{sample}", "model": "{model}", "figure": "error maps"},
+        ),
+    log:
+        "results/{sample}/logs/evaluate_{model}.log",
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../scripts/evaluate_model.py"
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_truth),
+        records=lambda wc: expand("results/{{sample}}/06_evaluate/{model}.json",
+                                  model=evaluated_models(wc.sample)),
+        particles=lambda wc: expand("results/{{sample}}/06_evaluate/{model}_particles.csv",
+                                    model=evaluated_models(wc.sample)),
+    output:
+        csv="results/{sample}/06_evaluate/metrics.csv",
+        md="results/{sample}/06_evaluate/metrics.md",
+        truth_particles="results/{sample}/06_evaluate/truth_particles.csv",
+        figure=report(
+            "results/{sample}/06_evaluate/particles.png",
+            caption="../report/evaluate_particles.rst",
+            category="7 Evaluate",
+            labels={"sample": "{sample}", "figure": "Pt particle sizes"},
+        ),
+    log:
+        "results/{sample}/logs/evaluate.log",
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../scripts/evaluate.py"
