@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --show-failed-logs
 	$(BIN)/snakemake --report report.html
+	@for f in results/*/06_evaluate/metrics.md; do echo; cat "$$f"; done
 
 test: $(STAMP)
+	bash tests/setup-system.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stemtomo.config import check_files, load_schema, stage_settings, validate_config
+from stemtomo.config import check_files, load_schema, model_settings, stage_settings, validate_config
 from stemtomo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +49,12 @@ def test_every_schema_property_is_described_or_self_explanatory():
     ({"samples": {"d": {"tiltseries": "a.mrc", "import": {"bining": 2}}}}, "samples.d.import.bining",
      "unknown key"),
     ({"samples": {}}, "samples", ""),
+    ({"samples": {"d": {"simulate": {}}}, "train": {"per_model": {"unet": {"lr": -1}}}},
+     "train.per_model.unet.lr", "minimum"),
+    ({"samples": {"d": {"simulate": {}}}, "train": {"per_model": {"unet": {"lrr": 1}}}},
+     "train.per_model.unet.lrr", "unknown key"),
+    ({"samples": {"d": {"simulate": {}}}, "train": {"per_model": {"vnet": {}}}},
+     "train.per_model", "vnet"),
 ])
 def test_mistakes_name_the_key(patch, key, words):
     with pytest.raises(ConfigError) as e:
@@ -64,6 +70,16 @@ def test_per_sample_import_overrides_merge_over_the_section():
     a, b = stage_settings(cfg, "a", "import"), stage_settings(cfg, "b", "import")
     assert a["binning"] == 2 and a["normalize"] == "none"
     assert b["binning"] == 1 and b["normalize"] == "none"
+
+
+def test_per_model_settings_touch_only_that_model():
+    cfg = validate_config({"samples": {"a": {"simulate": {}, "train": {"epochs": 5}}},
+                           "train": {"lr": 0.01, "per_model": {"unet": {"lr": 0.001}}}})
+    unet, att = model_settings(cfg, "a", "unet"), model_settings(cfg, "a", "attention_unet")
+    assert unet["lr"] == 0.001 and att["lr"] == 0.01 and unet["epochs"] == att["epochs"] == 5
+    # keys about all models stay out, so they never change one model's parameters
+    assert "per_model" not in att and "models" not in att
+    assert {k: v for k, v in unet.items() if k != "lr"} == {k: v for k, v in att.items() if k != "lr"}
 
 
 def test_missing_files_fail_before_any_job(tmp_path):

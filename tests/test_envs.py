@@ -124,6 +124,13 @@ def test_rule_env_provides_what_its_script_imports(rule, smk, directives):
     assert not missing, f"rule {rule}: {env.name} lacks {sorted(missing)}"
 
 
+@pytest.mark.parametrize("env", sorted((ROOT / "envs").glob("*.yaml")), ids=lambda p: p.name)
+def test_envs_with_pytorch_take_the_cuda_build(env):
+    pkgs = env_packages(env)
+    if "pytorch" in pkgs:
+        assert pkgs.get("pytorch-gpu") == pkgs["pytorch"], f"{env.name}: pin pytorch-gpu too"
+
+
 def test_import_scanner_follows_library_modules_and_lazy_imports():
     # mrcfile and tifffile are imported inside functions of readers/io; tqdm via raytrace.
     assert {"numpy", "tifffile", "mrcfile", "matplotlib"} <= third_party_imports(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
                                "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 3,
                                "segment_slab": 3, "segment": 3, "evaluate_model": 3,
-                               "evaluate": 1, "all": 1}
+                               "evaluate": 1, "export": 3, "all": 1}
 
 
 def test_lint_is_clean(tmp_path):
@@ -66,7 +67,9 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
               "04_models/attention_res_unet/model.pt", "05_segment/unet/labels.tif",
               "05_segment/attention_res_unet/segment.json", "06_evaluate/metrics.csv",
               "06_evaluate/metrics.md", "06_evaluate/particles.png", "06_evaluate/unet_errors.png",
-              "06_evaluate/unet_particles.csv", "06_evaluate/truth_particles.csv"):
+              "06_evaluate/unet_particles.csv", "06_evaluate/truth_particles.csv",
+              "07_export/unet/render.png", "07_export/unet/scene.py", "07_export/unet/pt.vtp",
+              "07_export/unet/alumina.stl", "07_export/attention_res_unet/volume.vti"):
         assert (res / f).stat().st_size > 0, f
     with tifffile.TiffFile(res / "00_import/tiltseries.tif") as tif:
         stack = tif.asarray()
@@ -90,6 +93,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert volume.shape == (48, 48, 48) and volume.dtype == np.float32
     recon = json.loads((res / "02_recon/recon.json").read_text())
     assert recon["backend"] == "joseph-cpu" and np.all(np.diff(recon["residuals"]) < 0)
+    prov = recon["provenance"]  # every JSON sidecar says what made it
+    assert prov["stemtomo"].startswith("0.") and prov["rule"] == "reconstruct"
+    assert prov["params"]["settings"]["iterations"] == recon["iterations"]
+    assert {"numpy", "tifffile"} <= set(prov["packages"])
     # Nothing to redo; a stage's setting reruns that stage and what follows, never what precedes.
     assert planned_jobs(snakemake(tmp_path, config, "-n")) == {}
     patches = json.loads((res / "03_patches/patches.json").read_text())
@@ -105,7 +112,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     rows = (res / "06_evaluate/metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["unet", "attention_res_unet"]
     assert "pt_hd95_nm" in rows[0] and "detection_f1" in rows[0]
-    evaluation = {"evaluate_model": 2, "evaluate": 1}
+    exported = json.loads((res / "07_export/unet/export.json").read_text())
+    assert exported["alumina"]["closed"] and exported["alumina"]["triangles"] > 100
+    assert exported["renderer"].startswith("paraview" if shutil.which("pvbatch") else "vtk")
+    evaluation = {"evaluate_model": 2, "evaluate": 1, "export": 2}
     after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2,
                    "segment_slab": 2, "segment": 2, **evaluation, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
@@ -121,6 +131,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
                                                                **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, **segmentation}
+    changed = {"samples": {"tiny": TINY}, "train": {"per_model": {"unet": {"lr": 0.01}}}}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {  # that model's jobs alone
+        "train": 1, "segment_slab": 1, "segment": 1, "evaluate_model": 1, "evaluate": 1, "export": 1,
+        "all": 1}
     changed = {"samples": {"tiny": TINY}, "segment": {"tta": True}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == segmentation
     changed = {"samples": {"tiny": TINY}, "segment": {"slabs": 3}}
@@ -146,7 +160,8 @@ def test_alignment_can_be_skipped(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
                                "reconstruct": 1, "patches": 1, "train": 2, "segment_slab": 2,
-                               "segment": 2, "evaluate_model": 2, "evaluate": 1, "all": 1}
+                               "segment": 2, "evaluate_model": 2, "evaluate": 1, "export": 2,
+                               "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

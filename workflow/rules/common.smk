@@ -7,7 +7,12 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from stemtomo.config import check_files, stage_settings, validate_config  # noqa: E402
+from stemtomo.config import (  # noqa: E402
+    check_files,
+    model_settings,
+    stage_settings,
+    validate_config,
+)
 from stemtomo.errors import ConfigError  # noqa: E402
 
 try:
@@ -103,6 +108,22 @@ def slab_count(sample):
     return stage_settings(config, sample, "reconstruct")["slabs"]
 
 
+def evaluate_truth(wildcards):
+    """The sample's ground truth / annotation, where it has one (else no input)."""
+    return {"truth": labels_input(wildcards)} if has_labels(wildcards.sample) else {}
+
+
+def evaluate_patches(wildcards):
+    """patches.json when the sample's own annotations trained the networks: its validation slab
+    is the evaluation region. Networks from another sample never saw this one: no patches."""
+    s = wildcards.sample
+    return {"patches": f"results/{s}/03_patches/patches.json"} if model_source(s) == s else {}
+
+
+def evaluated_models(sample):
+    return stage_settings(config, model_source(sample), "train")["models"]
+
+
 def all_outputs():
     out = []
     for s in SAMPLES:
@@ -129,4 +150,7 @@ def all_outputs():
                           f=["labels.tif", "segment.json"])
             out += expand("results/{sample}/06_evaluate/{f}", sample=s,
                           f=["metrics.csv", "metrics.md", "particles.png", "truth_particles.csv"])
+            out += expand("results/{sample}/07_export/{model}/{f}", sample=s,
+                          model=stage_settings(config, model_source(s), "train")["models"],
+                          f=["render.png", "scene.py", "export.json"])
     return out

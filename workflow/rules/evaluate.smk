@@ -1,19 +1,3 @@
-def evaluate_truth(wildcards):
-    """The sample's ground truth / annotation, where it has one (else no input)."""
-    return {"truth": labels_input(wildcards)} if has_labels(wildcards.sample) else {}
-
-
-def evaluate_patches(wildcards):
-    """patches.json when the sample's own annotations trained the networks: its validation slab
-    is the evaluation region. Networks from another sample never saw this one: no patches."""
-    s = wildcards.sample
-    return {"patches": f"results/{s}/03_patches/patches.json"} if model_source(s) == s else {}
-
-
-def evaluated_models(sample):
-    return stage_settings(config, model_source(sample), "train")["models"]
-
-
 rule evaluate_model:
     input:
         unpack(evaluate_truth),

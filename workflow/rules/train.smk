@@ -13,7 +13,7 @@ rule train:
             labels={"sample": "{sample}", "model": "{model}"},
         ),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "train"),
+        settings=lambda wc: model_settings(config, wc.sample, wc.model),
         # Not an output: it must survive a killed job so that the rerun resumes from it.
         checkpoint=lambda wc: f"results/{wc.sample}/04_models/{wc.model}/checkpoint.pt",
     log:

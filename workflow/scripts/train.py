@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, withou
 import numpy as np
 import torch
 
-from stemtomo import figures, io
+from stemtomo import figures, io, provenance
 from stemtomo.runner import run_rule
 from stemtomo.training import pick_device, train
 
@@ -31,7 +31,7 @@ def main(smk) -> None:
                     "data": {"patch_size": patches["patch_size"], "channels": patches["channels"],
                              "normalisation_percentiles": patches["normalisation_percentiles"]},
                     "train": settings, "best_epoch": result.best_epoch,
-                    "history": result.history}, tmp)
+                    "history": result.history, "provenance": provenance.record(smk)}, tmp)
     io.write_csv(smk.output.history, result.history)
     figures.learning_curves(smk.output.figure, result.history, result.best_epoch,
                             smk.wildcards.model)

@@ -86,6 +86,8 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     for name in config["samples"]:
         for stage in stages_with_overrides(schema):
             stage_settings(config, name, stage, schema)  # check per-sample overrides early
+        for model in (config.get("train") or {}).get("per_model") or {}:
+            model_settings(config, name, model, schema)
     return config
 
 
@@ -101,15 +103,32 @@ def stage_settings(config: dict, sample: str, stage: str, schema: dict | None = 
     override = config["samples"][sample].get(stage) or {}
     merged.update(copy.deepcopy(override))
     if override:
-        schema = schema or load_schema()
-        sub = {"$defs": schema["$defs"], **schema["$defs"][stage]}
-        err = next(iter(_DefaultFilling(sub).iter_errors(merged)), None)
-        if err is not None:
-            key, problem, fix = _describe(err)
-            key = f"samples.{sample}.{stage}" + (f".{key}" if err.absolute_path or
-                                                  err.validator == "additionalProperties" else "")
-            raise ConfigError(f"config {key}", problem, fix)
+        _check_section(merged, stage, f"samples.{sample}.{stage}", schema)
     return merged
+
+
+def model_settings(config: dict, sample: str, model: str, schema: dict | None = None) -> dict:
+    """One network's training settings: the sample's `train` settings with `train.per_model.<model>`
+    on top, without the keys that concern all models (`models`, `per_model`), so that editing one
+    model's settings changes only that model's rule parameters (and reruns only its jobs)."""
+    merged = stage_settings(config, sample, "train", schema)
+    own = (merged.get("per_model") or {}).get(model)
+    if own:
+        merged.update(copy.deepcopy(own))
+        _check_section(merged, "train", f"train.per_model.{model}", schema)
+    merged.pop("per_model", None)
+    merged.pop("models", None)
+    return merged
+
+
+def _check_section(merged: dict, stage: str, where: str, schema: dict | None) -> None:
+    schema = schema or load_schema()
+    sub = {"$defs": schema["$defs"], **schema["$defs"][stage]}
+    err = next(iter(_DefaultFilling(sub).iter_errors(merged)), None)
+    if err is not None:
+        key, problem, fix = _describe(err)
+        key = where + (f".{key}" if err.absolute_path or err.validator == "additionalProperties" else "")
+        raise ConfigError(f"config {key}", problem, fix)
 
 
 def check_files(config: dict, workdir: str | Path = ".") -> None:

@@ -46,4 +46,20 @@ def run_rule(snakemake, main: Callable[[object], None]) -> None:
         log.exception("unexpected failure")
         _remove_outputs(list(snakemake.output))
         raise
+    _add_provenance(snakemake)
     log.info("rule %s finished in %.1f s", snakemake.rule, time.perf_counter() - t0)
+
+
+def _add_provenance(snakemake) -> None:
+    """Every JSON sidecar the rule wrote gets a `provenance` record (version, packages, params)."""
+    import json
+
+    from .io import write_json
+    from .provenance import record
+
+    prov = record(snakemake)
+    for path in snakemake.output:
+        if str(path).endswith(".json") and os.path.isfile(path):
+            data = json.loads(Path(path).read_text())
+            if isinstance(data, dict):
+                write_json(path, {**data, "provenance": prov})

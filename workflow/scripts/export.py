@@ -1,0 +1,51 @@
+"""Rule export: ParaView files for one network's segmentation (surfaces, particles, volume, scene)
+and the rendered 3D figure."""
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
+
+import numpy as np
+
+from stemtomo import export, io, vtkio
+from stemtomo.errors import InputError
+from stemtomo.readers import read_tiltseries
+from stemtomo.runner import run_rule
+
+log = logging.getLogger("stemtomo.export")
+
+
+def main(smk) -> None:
+    settings = smk.params.settings
+    out = Path(smk.output.json).parent
+    seg = read_tiltseries(smk.input.labels)
+    labels, px = seg.data.astype(np.int64), seg.pixel_size_nm
+    export.check_input(labels, px, smk.input.labels)
+    volume = read_tiltseries(smk.input.volume).data.astype(np.float32)
+    if volume.shape != labels.shape:
+        raise InputError(smk.input.volume, f"volume {volume.shape} and labels {labels.shape} "
+                                "differ in shape", "rerun the segment stage on this volume")
+    t0 = time.perf_counter()
+    meshes, record = export.build_meshes(labels.astype(np.uint8), px, settings["smoothing"],
+                                         settings["max_triangles"])
+    export.write_meshes(out, meshes)
+    vtkio.write_vti(smk.output.volume, volume, px, "density")
+    lo, hi = (float(v) for v in np.percentile(volume, [1, 99.9]))
+    export.write_scene(Path(smk.output.scene), (lo, hi), settings["turntable_frames"])
+    mesh_seconds = time.perf_counter() - t0
+    renderer = export.render(Path(smk.output.scene), Path(smk.output.render),
+                             tuple(settings["render_size"]))
+    log.info("render: %s", renderer)
+    io.write_json(smk.output.json, {"model": smk.wildcards.model, "voxel_nm": px,
+                                    "smoothing_iterations": settings["smoothing"],
+                                    "max_triangles": settings["max_triangles"], **record,
+                                    "renderer": renderer, "mesh_seconds": round(mesh_seconds, 2)})
+    log.info("throughput: %d + %d triangles, %d Pt particles, %.1f Mvoxel/s meshing",
+             record["alumina"]["triangles"], record["pt"]["triangles"], record["particles"],
+             labels.size / 1e6 / max(mesh_seconds, 1e-9))
+
+
+run_rule(snakemake, main)  # noqa: F821 (injected by Snakemake)
