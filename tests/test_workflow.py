@@ -113,7 +113,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["unet", "attention_res_unet"]
     assert "pt_hd95_nm" in rows[0] and "detection_f1" in rows[0]
     exported = json.loads((res / "07_export/unet/export.json").read_text())
-    assert exported["alumina"]["closed"] and exported["alumina"]["triangles"] > 100
+    assert exported["alumina"]["closed"] and exported["pt"]["closed"]
+    # the export's particles are the evaluation's (same components, same ids)
+    table = (res / "06_evaluate/unet_particles.csv").read_text().splitlines()
+    assert exported["particles"] == len(table) - 1
     assert exported["renderer"].startswith("paraview" if shutil.which("pvbatch") else "vtk")
     evaluation = {"evaluate_model": 2, "evaluate": 1, "export": 2}
     after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2,

@@ -54,11 +54,11 @@ def main(smk) -> None:
            "|---|---|---|---|---|---|"]
     for rec in records:
         d = diameters.get(rec["model"], [])
-        det = " / ".join(f"{rec[k]:.2f}" for k in ("detection_precision", "detection_recall",
-                                                    "detection_f1")) \
+        det = " / ".join(ev.fmt(rec[k], digits=2) for k in ("detection_precision", "detection_recall",
+                                                             "detection_f1")) \
             if "detection_f1" in rec else rec.get("detection_note", "no labels")
         md.append(f"| {rec['model']} | {rec['particles']} | "
-                  f"{np.median(d) if d else float('nan'):.2f} | {det} | "
+                  f"{ev.fmt(np.median(d) if d else float('nan'), digits=2)} | {det} | "
                   f"{100 * rec['fraction_pt']:.3f} % | {100 * rec['fraction_alumina']:.2f} % |")
     if truth_rows:
         md.append(f"| truth | {len(truth_rows)} | "

@@ -165,14 +165,16 @@ def volume_fractions(labels: np.ndarray) -> dict[str, float]:
     return {f"fraction_{CLASS_NAMES[c]}": float(counts[c] / total) for c in range(3)}
 
 
-def _fmt(mean: float, sd: float | None = None) -> str:
+def fmt(mean: float, sd: float | None = None, digits: int = 3) -> str:
+    """A table cell: '—' for undefined values (NaN), mean or mean ± sd otherwise."""
     if not np.isfinite(mean):
         return "—"
-    return f"{mean:.3f}" if sd is None or not np.isfinite(sd) else f"{mean:.3f} ± {sd:.3f}"
+    return f"{mean:.{digits}f}" if sd is None or not np.isfinite(sd) else \
+        f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def _hd(v: float) -> str:
-    return "∞" if v == np.inf else _fmt(v)
+    return "∞" if v == np.inf else fmt(v)
 
 
 def table1_markdown(rows: dict[str, dict[int, dict]], region: str) -> str:
@@ -181,8 +183,8 @@ def table1_markdown(rows: dict[str, dict[int, dict]], region: str) -> str:
     head = "| Model | " + " | ".join(name for _, name in TABLE_COLUMNS) + " |"
     rule = "|---|" + "---|" * len(TABLE_COLUMNS)
     blocks = ((f"Dice on the validation region ({region}); labelled voxels only.",
-               lambda m: _fmt(m["dice"])),
-              ("Per-slice Dice, mean ± sd:", lambda m: _fmt(m["dice_slice_mean"], m["dice_slice_sd"])),
+               lambda m: fmt(m["dice"])),
+              ("Per-slice Dice, mean ± sd:", lambda m: fmt(m["dice_slice_mean"], m["dice_slice_sd"])),
               ("HD95 (nm), pooled boundary distances:", lambda m: _hd(m["hd95_nm"])))
     lines: list[str] = []
     for title, cell in blocks:
