@@ -154,14 +154,14 @@ def test_bad_input_is_named_and_an_empty_class_gives_an_empty_valid_mesh(tmp_pat
     assert arrays["Points"].size == 0 and (tmp_path / "pt.stl").stat().st_size == 84
 
 
-def rendered(tmp_path, env) -> tuple[np.ndarray, str]:
+def rendered(tmp_path, env, turntable: int = 0) -> tuple[np.ndarray, str]:
     import matplotlib.image as mpimg
 
     labels = scene_labels()
     meshes, _ = export.build_meshes(labels, 0.5, 10, 10**6)
     export.write_meshes(tmp_path, meshes)
     vtkio.write_vti(tmp_path / "volume.vti", labels.astype(np.float32), 0.5, "density")
-    export.write_scene(tmp_path / "scene.py", (0.0, 2.0))
+    export.write_scene(tmp_path / "scene.py", (0.0, 2.0), turntable)
     old = dict(os.environ)
     os.environ.update(env)
     try:
@@ -183,9 +183,11 @@ def assert_shows_the_object(img: np.ndarray) -> None:
 @pytest.mark.skipif(shutil.which("pvbatch") is None,
                     reason="ParaView's pvbatch is not installed (`make test` installs Debian's as root)")
 def test_paraview_loads_the_scene_and_renders_it(tmp_path):
-    img, renderer = rendered(tmp_path, {})
+    img, renderer = rendered(tmp_path, {}, turntable=2)
     assert renderer.startswith("paraview")
     assert_shows_the_object(img)
+    frames = sorted(tmp_path.glob("render_*.png"))
+    assert [f.name for f in frames] == ["render_000.png", "render_001.png"]
 
 
 def test_the_vtk_fallback_renders_the_same_scene(tmp_path):
