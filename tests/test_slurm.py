@@ -50,15 +50,16 @@ def test_the_slurm_profile_runs_the_demo_through_slurm(cluster, tmp_path):
     r = snakemake(local, CONFIG)
     assert r.returncode == 0, r.stderr[-3000:]
     local_seconds = time.perf_counter() - t0
-    before = len(slurm_jobs())
+    before = max((int(j.split("|")[0]) for j in slurm_jobs()), default=0)
     t0 = time.perf_counter()
     overrides = [
         "--profile", str(ROOT / "workflow/profiles/slurm"),
-        # test-only: this node's partition, no GPUs, quick status polling without accounting
+        # test-only: this node's partition, no GPUs, squeue polling (no accounting); the plugin
+        # waits init, then init + 10 s, ... while jobs run: init 1 s finds a 9 s job at 12 s, not 20 s
         "--default-resources", "slurm_partition=debug", "slurm_account=root", "runtime=30",
         "mem_mb=2000",
         "--set-resources", *[f"{rule}:gpu=0" for rule in GPU_RULES],
-        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--seconds-between-status-checks", "1", "--jobs", "4",
     ]
     cmd = ["timeout", "-k", "10", "900", *snakemake_args(remote), *overrides]
@@ -68,7 +69,7 @@ def test_the_slurm_profile_runs_the_demo_through_slurm(cluster, tmp_path):
     # a real run logs its job table to stderr; `all` is a local rule
     ran = sum(n for rule, n in planned_jobs(subprocess.CompletedProcess(cmd, 0, r.stderr)).items()
               if rule != "all")
-    jobs = slurm_jobs()[before:] if before else slurm_jobs()
+    jobs = [j for j in slurm_jobs() if int(j.split("|")[0]) > before]  # this run's jobs
     completed = [j for j in jobs if j.split("|")[1] == "COMPLETED"]
     rules = {m.group(1) for j in completed if (m := re.search(r"rule_(\w+?)_wildcards", j))}
     print(f"SLURM: daemons up in {cluster:.1f} s; {len(completed)} jobs, demo finished in "
