@@ -136,7 +136,9 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
     val_images = on_device(val_set["images"], device)
     config = {"name": model_name, "in_channels": int(images.shape[1]), "classes": 3,
               "base": settings["base"], "depth": settings["depth"]}
-    model = build_model(**config).to(device)
+    # NHWC on GPUs: the fast layout for bf16 convolutions (as in segmentation and bench/learn.py)
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = build_model(**config).to(device).to(memory_format=fmt)
     if images.shape[-1] % model.multiple:
         raise ValueError(f"patch size {images.shape[-1]} is not a multiple of {model.multiple} "
                          f"(2^depth): change patches.patch_size or train.depth")
@@ -181,7 +183,7 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
                            rng, settings["intensity_jitter"])
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = loss_fn(forward(x).float(), y)
+                loss = loss_fn(forward(x.contiguous(memory_format=fmt)).float(), y)
             loss.backward()
             opt.step()
             total, batches = total + loss.detach(), batches + 1  # no per-step host sync
