@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-IGNORE = 255
-CLASS_NAMES = {0: "background", 1: "alumina", 2: "pt"}
+from .patches import IGNORE, class_counts
+from .phantom import CLASS_NAMES
+
 TABLE_COLUMNS = ((1, "γ-Alumina"), (2, "Pt NPs"), (0, "Background/pores"))
 SIX = ndimage.generate_binary_structure(3, 1)
 PARTICLE_FIELDS = ["id", "voxels", "volume_nm3", "diameter_nm", "z_nm", "y_nm", "x_nm",
@@ -160,7 +161,7 @@ def match_particles(pred: Particles, truth: Particles, z_range: tuple[int, int] 
 
 
 def volume_fractions(labels: np.ndarray) -> dict[str, float]:
-    counts = np.bincount(labels[labels != IGNORE].ravel(), minlength=3)[:3]
+    counts = class_counts(labels)
     total = counts.sum() or 1
     return {f"fraction_{CLASS_NAMES[c]}": float(counts[c] / total) for c in range(3)}
 

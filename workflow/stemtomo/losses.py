@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = 255
+from .patches import IGNORE
 
 
 def _valid(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -119,8 +119,13 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
     return PatchSet(images, out_labels, zs, centres, pt_centred)
 
 
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxels of each class (background, alumina, Pt), unlabelled voxels left out."""
+    return np.bincount(labels[labels != IGNORE].ravel(), minlength=3)[:3]
+
+
 def class_statistics(labels: np.ndarray) -> dict:
-    counts = np.bincount(labels[labels != IGNORE].ravel(), minlength=3)[:3]
+    counts = class_counts(labels)
     total = max(int(counts.sum()), 1)
     return {"voxels": counts.tolist(), "fractions": (counts / total).round(6).tolist(),
             "ignored_fraction": float(np.mean(labels == IGNORE))}

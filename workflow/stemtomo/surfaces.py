@@ -59,6 +59,7 @@ def surface_net(labels: np.ndarray) -> Net:
     vertices = cells + total / count[:, None]
     # quads: one per label-changing pair of face neighbours, through the 4 cells around their edge
     quads, low, high, lv, hv = [], [], [], [], []
+    xyz = vertices[:, ::-1]  # orientation is judged in (x, y, z) space
     for axis in range(3):
         o1, o2 = [a for a in range(3) if a != axis]
         lo = [slice(1, n - 1) for n in lab.shape]
@@ -80,7 +81,6 @@ def surface_net(labels: np.ndarray) -> Net:
             ring.append(index[tuple(c.T)])
         q = np.stack(ring, axis=1)
         # orient the ring so that its normal, in (x, y, z) space, points along +axis
-        xyz = vertices[:, ::-1]
         normal = np.cross(xyz[q[:, 2]] - xyz[q[:, 0]], xyz[q[:, 3]] - xyz[q[:, 1]])
         if normal[:, 2 - axis].sum() < 0:
             q = q[:, ::-1]

@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from .losses import IGNORE, make_loss
 from .models import build_model
+from .phantom import CLASS_NAMES as PHANTOM_CLASSES
 
 log = logging.getLogger("stemtomo.train")
-CLASS_NAMES = ("background", "alumina", "pt")
+CLASS_NAMES = tuple(PHANTOM_CLASSES.values())  # history columns val_dice_<name>
 
 
 @dataclass
