@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 
 from stemtomo.config import validate_config
@@ -15,6 +16,12 @@ def simulate_params(**overrides) -> dict:
     sim.update(overrides)
     cfg = validate_config({"samples": {"t": {"simulate": copy.deepcopy(sim)}}})
     return cfg["samples"]["t"]["simulate"]
+
+
+def sphere(shape, centre, radius) -> np.ndarray:
+    """Boolean ball of `radius` voxels about `centre` (z, y, x) in a volume of `shape`."""
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
 
 
 def import_settings(**overrides) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import sphere
 from stemtomo import evaluation as ev
 from stemtomo import figures
 
@@ -51,11 +52,6 @@ def test_hd95_of_concentric_discs_is_the_radius_gap():
     r = np.hypot(yy, xx)
     d = ev.surface_distances(r < 10, r < 16, (1.0, 1.0))
     assert ev.hd95(d) == pytest.approx(6.0, abs=1.0)
-
-
-def sphere(shape, centre, radius):
-    zz, yy, xx = np.indices(shape)
-    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
 
 
 def particle_scene():

@@ -13,17 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import sphere
 from stemtomo import export, vtkio
 from stemtomo import surfaces as sf
 from stemtomo.errors import InputError
 from stemtomo.evaluation import particles
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def sphere(shape, centre, radius):
-    zz, yy, xx = np.indices(shape)
-    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
 
 
 def mesh_of(labels, label, voxel_nm=1.0, smoothing=15):

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, withou
 import numpy as np
 
 from stemtomo import io
+from stemtomo.patches import class_statistics
 from stemtomo.readers import read_tiltseries
 from stemtomo.runner import run_rule
 
@@ -26,7 +27,7 @@ def main(smk) -> None:
         probs = np.concatenate([np.load(p) for p in smk.input.probabilities], axis=1)
         io.write_tiff(smk.params.probabilities, probs, px, axes="CZYX")
     seconds = sum(r["seconds"] for r in records)
-    fractions = (np.bincount(labels.ravel(), minlength=3) / labels.size).round(6).tolist()
+    fractions = class_statistics(labels)["fractions"]  # predictions have no unlabelled voxels
     io.write_json(smk.output.json, {
         "model": smk.wildcards.model, "device": records[0]["device"], "tta": settings["tta"],
         "slabs": len(records), "shape_zyx": list(labels.shape), "seconds": round(seconds, 2),
