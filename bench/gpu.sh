@@ -28,7 +28,8 @@ timeout -k 5 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_reco
   tests/test_training.py tests/test_segmentation.py > "$out/pytest_gpu.txt" 2>&1
 echo "pytest -m gpu exit $?" >> "$out/pytest_gpu.txt"
 tail -3 "$out/pytest_gpu.txt"
-for spec in recon:200 learn:200 align_cpu:45; do
+# STEPS="learn:300" runs only that benchmark (name:seconds)
+for spec in ${STEPS:-recon:200 learn:300 align_cpu:45}; do
   name=${spec%%:*}; limit=${spec##*:}
   start=$(date +%s)
   timeout -k 5 "$limit" python3 "bench/$name.py" > "$out/$name.json" 2> "$out/$name.log"

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from stemtomo.models import build_model  # noqa: E402
-from stemtomo.segmentation import load_model, segment_volume  # noqa: E402
+from stemtomo.segmentation import labels_from_scores, load_model, segment_volume  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -101,6 +101,59 @@ def test_slabs_of_slices_join_to_the_whole_volume():
              for r in slab_rows(9, 3, "segment.slabs")]
     assert np.array_equal(np.concatenate([p[0] for p in parts]), whole)
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts], axis=1), wp)
+
+
+def test_labels_from_scores_is_argmax_with_first_maximum_winning():
+    scores = torch.randn(3, 4, 9, 7).round(decimals=1)  # rounding makes ties
+    scores[0, :, 0, 0] = 2.0  # a four-way tie
+    torch.testing.assert_close(labels_from_scores(scores), scores.argmax(dim=1).to(torch.uint8))
+    assert labels_from_scores(scores)[0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5])
+def test_blocks_and_short_batches_give_the_one_block_result(channels):
+    """Blocks of slices (each sent with its 2.5D context) and a final batch padded to full size
+    change nothing: per-slice results equal those of one block and of a batch of one."""
+    volume, _ = volume_and_truth(shape=(11, 24, 24))
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = build_model("unet", in_channels=channels, base=4, depth=2).eval()
+    one, p_one = segment_volume(volume, model, channels, 4, cpu, batch=1)
+    for batch, block_voxels, z_range in ((3, 1, None), (4, 24 * 24 * 5, None), (2, 1, (3, 10))):
+        lab, p = segment_volume(volume, model, channels, 4, cpu, batch=batch,
+                                block_voxels=block_voxels, z_range=z_range)
+        z0, z1 = z_range or (0, 11)
+        assert np.array_equal(lab, one[z0:z1])
+        np.testing.assert_allclose(p.astype(np.float32), p_one[:, z0:z1].astype(np.float32),
+                                   atol=1e-3)
+    # Without probabilities the labels come from the logits directly, and they are the same.
+    lab, p = segment_volume(volume, model, channels, 4, cpu, batch=3, block_voxels=1,
+                            probabilities=False)
+    assert p is None and np.array_equal(lab, one)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_streamed_blocks_match_one_block_and_the_cpu():
+    """The CUDA path (pinned double-buffered uploads on a side stream, results fetched a block
+    later) gives what one block gives, and float32 GPU labels equal the CPU's."""
+    volume, _ = volume_and_truth(shape=(21, 40, 48))
+    torch.manual_seed(0)
+    model = build_model("attention_unet", in_channels=3, base=8, depth=3).eval()
+    cpu, p_cpu = segment_volume(volume, model, 3, 8, torch.device("cpu"), batch=4)
+    gpu = torch.device("cuda")
+    model = model.cuda()
+    one, p_one = segment_volume(volume, model, 3, 8, gpu, batch=4)
+    for block_voxels, probabilities in ((1, True), (40 * 48 * 7, False)):
+        lab, p = segment_volume(volume, model, 3, 8, gpu, batch=4, block_voxels=block_voxels,
+                                probabilities=probabilities)
+        assert np.array_equal(lab, one)
+        if probabilities:
+            np.testing.assert_array_equal(p, p_one)
+    np.testing.assert_allclose(p_one.astype(np.float32), p_cpu.astype(np.float32), atol=2e-3)
+    top2 = np.sort(p_cpu.astype(np.float32), axis=0)
+    clear = top2[-1] - top2[-2] > 0.01
+    assert (one[clear] == cpu[clear]).all()
 
 
 @pytest.mark.gpu

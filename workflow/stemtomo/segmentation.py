@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .models import build_model
 from .patches import intensity_range
+from .streaming import Downloader, Sent, Uploader
 
 
 def load_model(path: str, device: torch.device) -> tuple[nn.Module, dict]:
@@ -44,9 +45,16 @@ def gaussian_window(tile: int, sigma_fraction: float = 0.125) -> np.ndarray:
     return np.maximum(w / w.max(), 1e-3).astype(np.float32)  # never zero: every pixel is covered
 
 
-def _softmax_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: float,
-                   tta: bool) -> torch.Tensor:
-    """Class probabilities of a (b, c, H, W) batch, whole or in Gaussian-blended tiles."""
+def _class_scores(model: nn.Module, x: torch.Tensor, tile: int, overlap: float, tta: bool,
+                  probabilities: bool) -> torch.Tensor:
+    """Per-class scores of a (b, c, H, W) batch whose argmax is the label: the logits when one
+    whole-slice pass decides it and no probabilities are asked for (softmax is monotonic), else
+    softmax probabilities, flip-averaged and blended over Gaussian-weighted tiles."""
+    b, _, h, w = x.shape
+    whole = h <= tile and w <= tile
+    if whole and not tta and not probabilities:
+        return model(x)
+
     def run(v: torch.Tensor) -> torch.Tensor:
         p = 0
         for view, dims in (_flips(v) if tta else [(v, ())]):
@@ -54,8 +62,7 @@ def _softmax_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: float,
             p = p + (out.flip(dims) if dims else out)
         return p / (4 if tta else 1)
 
-    b, _, h, w = x.shape
-    if h <= tile and w <= tile:
+    if whole:
         return run(x)
     th, tw = min(tile, h), min(tile, w)
     step_h, step_w = max(1, int(th * (1 - overlap))), max(1, int(tw * (1 - overlap)))
@@ -71,17 +78,31 @@ def _softmax_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: float,
     return acc / norm
 
 
+def labels_from_scores(scores: torch.Tensor) -> torch.Tensor:
+    """uint8 argmax over dim 1, the first maximum winning as in torch.argmax. Elementwise passes
+    because torch's CPU argmax over a short, strided class axis is ~7× slower."""
+    best = scores[:, 0]
+    labels = torch.zeros(best.shape, dtype=torch.uint8, device=scores.device)
+    for c in range(1, scores.shape[1]):
+        labels.masked_fill_(scores[:, c] > best, c)
+        best = torch.maximum(best, scores[:, c])
+    return labels
+
+
 def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple: int,
                    device: torch.device, batch: int = 4, tta: bool = False, amp: bool = False,
                    tile: int = 1024, overlap: float = 0.25, z_range: tuple[int, int] | None = None,
-                   progress: bool = False, probabilities: bool = True
+                   progress: bool = False, probabilities: bool = True, block_voxels: int = 2**26
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """(z, y, x) volume → uint8 labels and, if asked, float16 class probabilities (classes, z, y, x).
 
     `z_range` = [start, stop) segments only those slices (a slab job); normalisation and 2.5D
     context still use the whole volume, so slabs join into exactly the whole-volume result.
-    Normalisation, padding, softmax and argmax run on `device`: per batch only the raw slices go
-    up and uint8 labels (and float16 probabilities when asked) come back.
+    The volume goes to `device` in blocks of about `block_voxels` (with their 2.5D context), the
+    next block travelling while the current one is computed; normalisation, padding, softmax and
+    argmax run there, and each block's uint8 labels (and float16 probabilities when asked) come
+    back while the next is computed. Batches are always full (the last one repeats its final
+    slice), so a compiled model and cuDNN's autotuner see one shape.
     """
     if tile % multiple:
         raise ValueError(f"tile {tile} must be a multiple of {multiple} (2^depth)")
@@ -89,25 +110,54 @@ def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple
     span = max(hi - lo, 1e-12)
     nz, ny, nx = volume.shape
     k = channels // 2
+    offsets = np.arange(-k, k + 1)
     py, px = (-ny) % multiple, (-nx) % multiple
     z_lo, z_hi = z_range or (0, nz)
+    per_block = -(-max(1, block_voxels // (ny * nx)) // batch) * batch  # a multiple of batch
+    blocks = [(c0, min(c0 + per_block, z_hi)) for c0 in range(z_lo, z_hi, per_block)]
     labels = np.empty((z_hi - z_lo, ny, nx), np.uint8)
     probs = None
+    up, down = Uploader(device), Downloader(device)
+
+    def send(c0: int, c1: int) -> tuple[int, Sent]:
+        s0 = max(c0 - k, 0)
+        return s0, up.send(volume[s0:min(c1 + k, nz)])
+
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = model.to(memory_format=fmt)  # NHWC: the fast layout for bf16 convolutions on GPUs
+    bar = tqdm(total=z_hi - z_lo, desc="segment", unit="slice", disable=not progress)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        for z0 in tqdm(range(z_lo, z_hi, batch), desc="segment", unit="batch", disable=not progress):
-            zs = np.arange(z0, min(z0 + batch, z_hi))
-            idx = np.clip(zs[:, None] + np.arange(-k, k + 1)[None, :], 0, nz - 1)
-            raw = torch.from_numpy(np.ascontiguousarray(volume[idx], dtype=np.float32))
-            x = (raw.to(device, non_blocking=True) - lo) / span
-            if py or px:  # pad to a multiple of 2^depth by reflection
-                mode = "reflect" if py < ny and px < nx else "replicate"
-                x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
-            p = _softmax_tiled(model, x.contiguous(memory_format=fmt), tile, overlap, tta)[:, :, :ny, :nx]
-            labels[zs - z_lo] = p.argmax(dim=1).to(torch.uint8).cpu().numpy()
-            if probabilities:
+        upcoming = send(*blocks[0])
+        for i, (c0, c1) in enumerate(blocks):
+            s0, sent = upcoming
+            if i + 1 < len(blocks):
+                upcoming = send(*blocks[i + 1])  # travels while this block is computed
+            x_block = (up.receive(sent).float() - lo) / span
+            lab = torch.empty((c1 - c0, ny, nx), dtype=torch.uint8, device=device)
+            prob = None
+            for z0 in range(c0, c1, batch):
+                n = min(batch, c1 - z0)
+                zs = np.minimum(np.arange(z0, z0 + batch), c1 - 1)
+                idx = np.clip(zs[:, None] + offsets[None, :], 0, nz - 1) - s0
+                x = x_block[torch.from_numpy(idx).to(device)]
+                if py or px:  # pad to a multiple of 2^depth by reflection
+                    mode = "reflect" if py < ny and px < nx else "replicate"
+                    x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
+                scores = _class_scores(model, x.contiguous(memory_format=fmt), tile, overlap, tta,
+                                       probabilities)[:n, :, :ny, :nx]
+                lab[z0 - c0:z0 - c0 + n] = labels_from_scores(scores)
+                if probabilities:
+                    if prob is None:
+                        prob = torch.empty((scores.shape[1], c1 - c0, ny, nx), dtype=torch.float16,
+                                           device=device)
+                    prob[:, z0 - c0:z0 - c0 + n] = scores.transpose(0, 1)
+                bar.update(n)
+            results = [(lab, labels[c0 - z_lo:c1 - z_lo])]
+            if prob is not None:
                 if probs is None:
-                    probs = np.empty((p.shape[1], z_hi - z_lo, ny, nx), np.float16)
-                probs[:, zs - z_lo] = p.half().cpu().numpy().transpose(1, 0, 2, 3)
+                    probs = np.empty((prob.shape[0], z_hi - z_lo, ny, nx), np.float16)
+                results.append((prob, probs[:, c0 - z_lo:c1 - z_lo]))
+            down.fetch(results)
+        down.drain()
+    bar.close()
     return labels, probs

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .losses import IGNORE, make_loss
 from .models import build_model
 from .phantom import CLASS_NAMES as PHANTOM_CLASSES
+from .segmentation import labels_from_scores
 
 log = logging.getLogger("stemtomo.train")
 CLASS_NAMES = tuple(PHANTOM_CLASSES.values())  # history columns val_dice_<name>
@@ -97,7 +98,7 @@ def _predict(model, images: torch.Tensor, device, batch: int, amp: bool) -> torc
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(images), batch):
             x = images[i:i + batch].to(device, non_blocking=True)
-            out.append(model(x).argmax(dim=1))
+            out.append(labels_from_scores(model(x)))
     return torch.cat(out).cpu()
 
 
