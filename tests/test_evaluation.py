@@ -35,6 +35,22 @@ def test_a_class_predicted_but_absent_from_the_truth_scores_zero_with_infinite_h
     assert m[2]["hd95_nm"] == np.inf and m[2]["dice_slice_mean"] == 0.0
 
 
+def test_pooled_hd95_counts_a_false_object_in_a_slice_without_the_class():
+    """A lone false object in a Pt-free slice weighs by its boundary: a large one makes the pooled
+    HD95 infinite, a small one (under 5 % of the boundary pixels) leaves it finite."""
+    truth = np.zeros((2, 96, 96), np.uint8)
+    truth[0, 10:40, 10:40] = 2
+    big = truth.copy()
+    big[1, 20:75, 20:75] = 2
+    m = ev.class_metrics(big, truth, 1.0)[2]
+    assert m["hd95_nm"] == np.inf and m["dice"] < 0.4
+    small = truth.copy()
+    small[1, 50:52, 50:52] = 2  # 4 boundary pixels against 232 matched ones
+    m = ev.class_metrics(small, truth, 1.0)[2]
+    assert m["hd95_nm"] == 0.0 and m["hd95_nm_slice_mean"] == 0.0  # the inf slice is not averaged
+    assert m["slices"] == 2
+
+
 def square(shape, y0, x0, size):
     m = np.zeros(shape, bool)
     m[y0:y0 + size, x0:x0 + size] = True
@@ -96,6 +112,18 @@ def test_particle_detection_matches_by_overlap_one_to_one():
     # restricted to slices 15–40: the false particle (z=5) and the truth at z=10 drop out
     r = ev.match_particles(p, t, (15, 40), 1.0)
     assert (r["particles_pred"], r["particles_true"], r["detection_precision"]) == (2, 2, 1.0)
+
+
+def test_detection_f1_is_zero_when_nothing_matches_and_undefined_with_no_particles():
+    truth, pred = np.zeros((20, 20, 20), np.uint8), np.zeros((20, 20, 20), np.uint8)
+    truth[sphere(truth.shape, (5, 5, 5), 2)] = 2
+    pred[sphere(truth.shape, (14, 14, 14), 2)] = 2
+    none = np.zeros_like(truth)
+    t, p, n = (ev.particles(v, 1.0) for v in (truth, pred, none))
+    assert ev.match_particles(p, t)["detection_f1"] == 0.0      # a false one, a missed one
+    assert ev.match_particles(n, t)["detection_f1"] == 0.0      # nothing found
+    assert ev.match_particles(p, n)["detection_f1"] == 0.0      # only false particles
+    assert np.isnan(ev.match_particles(n, n)["detection_f1"])   # nothing to find, nothing found
 
 
 def test_region_is_the_validation_slab_or_the_whole_volume():

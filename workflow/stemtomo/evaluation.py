@@ -10,13 +10,16 @@ Conventions (stated once, used everywhere):
 - HD95 (nm): boundaries are taken slice by slice (annotations are slices), in-plane distances use
   the voxel size; the distances from each boundary pixel of one mask to the nearest boundary pixel
   of the other, both directions pooled, give the 95th percentile (medpy's `hd95` convention).
+  A boundary pixel in a slice where the other mask is empty is at distance inf, so a lone false
+  (or missed) object counts by its size: the pooled HD95 is inf once such pixels exceed 5 %.
   NaN where the class is absent from both, inf where it is absent from only one.
 - Particles: 3D connected components of the Pt class, 6-connectivity (diagonal contact does not
   merge particles); equivalent diameter = (6V/π)^(1/3); a particle touches the support when its
   one-voxel (6-neighbour) shell contains alumina.
 - Detection: predicted and true particles are paired one-to-one, greedily by overlapping voxels
   (largest first); a pair needs ≥ 1 shared voxel. Precision = matched/predicted, recall =
-  matched/true, over particles whose centroid lies in the region.
+  matched/true, over particles whose centroid lies in the region; F1 = 0 when nothing matches
+  (or only one side has particles), NaN when neither has any.
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 def surface_distances(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     """Boundary-to-boundary distances (both directions) between two 2D masks, in spacing units."""
     bp, bt = _boundary(pred), _boundary(truth)
-    if not bp.any() or not bt.any():
-        return np.array([0.0 if bp.any() == bt.any() else np.inf])
+    if not bp.any() and not bt.any():
+        return np.array([0.0])
+    if not bp.any() or not bt.any():  # nothing to measure to: each lone boundary pixel is at inf
+        return np.full(int(bp.sum() + bt.sum()), np.inf)
     to_t = ndimage.distance_transform_edt(~bt, sampling=spacing)[bp]
     to_p = ndimage.distance_transform_edt(~bp, sampling=spacing)[bt]
     return np.concatenate([to_t, to_p])
@@ -155,7 +160,10 @@ def match_particles(pred: Particles, truth: Particles, z_range: tuple[int, int] 
             used_t.add(it)
     n_p, n_t = len(keep_p), len(keep_t)
     precision, recall = _ratio(len(keep_p & used_p), n_p), _ratio(len(keep_t & used_t), n_t)
-    f1 = _ratio(2 * precision * recall, precision + recall) if n_p and n_t else float("nan")
+    if n_p and n_t:
+        f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
+    else:  # found nothing, or found only false particles: 0; nothing to find or found: undefined
+        f1 = 0.0 if n_p or n_t else float("nan")
     return {"particles_pred": n_p, "particles_true": n_t, "particles_matched": len(keep_t & used_t),
             "detection_precision": precision, "detection_recall": recall, "detection_f1": f1}
 
