@@ -111,3 +111,8 @@ def test_bad_labels_are_named(toy):
         extract(volume, one, settings(patch_size=16))
     with pytest.raises(InputError, match="patches.patch_size"):
         extract(volume, simulate_annotation(labels, 8), settings(patch_size=64))
+    no_pt_in_val = simulate_annotation(labels, 8)
+    _, val_z = split_slices(np.flatnonzero((no_pt_in_val != IGNORE).any(axis=(1, 2))), 0.2, 1)
+    no_pt_in_val[val_z] = np.where(no_pt_in_val[val_z] == 2, 1, no_pt_in_val[val_z])
+    with pytest.raises(InputError, match=r"lab.tif: the validation slices \[.*\] hold no Pt"):
+        extract(volume, no_pt_in_val, settings(patch_size=16), "lab.tif")

@@ -45,6 +45,13 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(tmp_path):
     assert [h["epoch"] for h in other.history] == [1, 2, 3]
 
 
+def test_a_checkpoint_is_only_resumed_with_the_same_validation_set(tmp_path):
+    tr, va = toy_set(32, 0), toy_set(8, 1)
+    train("unet", tr, va, settings(), str(tmp_path / "v.pt"), stop_after=2)
+    other = train("unet", tr, toy_set(8, 2), settings(epochs=3), str(tmp_path / "v.pt"))
+    assert [h["epoch"] for h in other.history] == [1, 2, 3]
+
+
 def test_training_learns_and_keeps_the_best_pt_epoch(tmp_path):
     tr, va = toy_set(64, 0), toy_set(16, 1)
     res = train("unet", tr, va, settings(epochs=8, lr=0.01), str(tmp_path / "d.pt"))
@@ -111,3 +118,15 @@ def test_compiled_training_saves_plain_weights(tmp_path):
     res = train("unet", tr, va, settings(epochs=2, device="cuda", compile=True), str(tmp_path / "c.pt"))
     assert np.isfinite(res.history[-1]["loss"])
     assert not any(k.startswith("_orig_mod") for k in res.state_dict)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_training_resumes_after_a_kill(tmp_path):
+    """The checkpoint's RNG state and best weights come back on the host wherever it trained."""
+    tr, va = toy_set(32, 0), toy_set(8, 1)
+    first = train("unet", tr, va, settings(device="cuda"), str(tmp_path / "k.pt"), stop_after=2)
+    resumed = train("unet", tr, va, settings(device="cuda"), str(tmp_path / "k.pt"))
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.history[:2] == first.history
+    assert all(v.device.type == "cpu" for v in resumed.state_dict.values())

@@ -91,8 +91,8 @@ def split_slices(annotated: np.ndarray, val_fraction: float, gap: int) -> tuple[
 def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: int, size: int,
            pt_fraction: float, context: int, rng: np.random.Generator) -> PatchSet:
     """`count` patches of size×size from the given z-slices; `context` neighbours on each side
-    become extra channels (2.5D). Centres are uniform over labelled pixels, or on Pt pixels for a
-    `pt_fraction` of the patches where the slice has Pt."""
+    become extra channels (2.5D). Each centre is a uniformly drawn labelled pixel of a uniformly
+    drawn slice, or, for a `pt_fraction` of the patches, a Pt pixel of a slice that has Pt."""
     nz, ny, nx = volume.shape
     half = size // 2
     pad = ((0, 0), (half, half), (half, half))
@@ -143,6 +143,11 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: dict,
     if size > min(volume.shape[1:]):
         raise InputError("patches.patch_size", f"{size} px patches exceed the {volume.shape[1:]} slices",
                          "use a patch size no larger than the slices")
+    for part, zs in (("training", train_z), ("validation", val_z)):
+        if not (labels[zs] == PT).any():  # Pt is what training learns and early stopping watches
+            raise InputError(source, f"the {part} slices {zs.tolist()} hold no Pt voxels",
+                             "label Pt in those slices (validation is the middle block of the "
+                             "annotated slices) or change patches.val_fraction")
     train = sample(norm, labels, train_z, settings["train_patches"], size, frac, ctx, rng)
     val = sample(norm, labels, val_z, settings["val_patches"], size, frac, ctx, rng)
     record = {
