@@ -38,11 +38,14 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     return sorted(set(list(range(0, size - tile, step)) + [size - tile]))
 
 
-def gaussian_window(tile: int, sigma_fraction: float = 0.125) -> np.ndarray:
-    c = (tile - 1) / 2
-    g = np.exp(-((np.arange(tile) - c) ** 2) / (2 * (sigma_fraction * tile) ** 2))
-    w = np.outer(g, g)
-    return np.maximum(w / w.max(), 1e-3).astype(np.float32)  # never zero: every pixel is covered
+def gaussian_window(shape: tuple[int, int], sigma_fraction: float = 0.125) -> np.ndarray:
+    """Blending weights of one tile: a separable Gaussian (σ = `sigma_fraction` of each side).
+    Each 1D factor is floored at 1e-3 so every pixel is covered; flooring the 2D product instead
+    would give all tiles the same weight along a tile's edge rows and leave seams there."""
+    def factor(n: int) -> np.ndarray:
+        g = np.exp(-((np.arange(n) - (n - 1) / 2) ** 2) / (2 * (sigma_fraction * n) ** 2))
+        return np.maximum(g / g.max(), 1e-3)
+    return np.outer(factor(shape[0]), factor(shape[1])).astype(np.float32)
 
 
 def _class_scores(model: nn.Module, x: torch.Tensor, tile: int, overlap: float, tta: bool,
@@ -66,7 +69,7 @@ def _class_scores(model: nn.Module, x: torch.Tensor, tile: int, overlap: float, 
         return run(x)
     th, tw = min(tile, h), min(tile, w)
     step_h, step_w = max(1, int(th * (1 - overlap))), max(1, int(tw * (1 - overlap)))
-    window = torch.from_numpy(gaussian_window(tile)[:th, :tw]).to(x.device)
+    window = torch.from_numpy(gaussian_window((th, tw))).to(x.device)
     acc, norm = None, torch.zeros((h, w), device=x.device)
     for y0 in _starts(h, th, step_h):
         for x0 in _starts(w, tw, step_w):
@@ -106,6 +109,9 @@ def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple
     """
     if tile % multiple:
         raise ValueError(f"tile {tile} must be a multiple of {multiple} (2^depth)")
+    if z_range is not None and not 0 <= z_range[0] < z_range[1] <= volume.shape[0]:
+        raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the "
+                         f"{volume.shape[0]} slices")
     lo, hi = intensity_range(volume)
     span = max(hi - lo, 1e-12)
     nz, ny, nx = volume.shape
