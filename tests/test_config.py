@@ -26,11 +26,37 @@ def test_shipped_config_is_valid_and_defaults_are_filled():
     assert cfg["import"]["binning"] == 1 and cfg["import"]["exclude_indices"] == []
 
 
-def test_every_schema_property_is_described_or_self_explanatory():
-    # Descriptions are the "fix" text users see; the top-level sections must have one.
-    schema = load_schema()
-    for name, sub in schema["properties"].items():
-        assert "description" in sub, name
+KEYWORDS = {"type", "description", "default", "minimum", "maximum", "exclusiveMinimum", "enum",
+            "items", "properties", "additionalProperties", "pattern", "$ref", "oneOf", "required",
+            "minItems", "maxItems", "not", "const", "$defs", "$schema", "title", "propertyNames",
+            "minProperties", "maxLength", "minLength", "anyOf", "uniqueItems"}
+
+
+def schema_nodes(node, path=""):
+    """(path, schema) of every subschema; the children of properties/$defs are named by key."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            if key in ("properties", "$defs"):
+                for name, sub in value.items():
+                    yield from schema_nodes(sub, f"{path}.{key}.{name}")
+            elif isinstance(value, (dict, list)):
+                yield from schema_nodes(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from schema_nodes(value, f"{path}[{i}]")
+
+
+def test_every_schema_property_is_described_and_uses_only_schema_keywords():
+    """Descriptions are the "fix" text users see. An unknown keyword is what an unquoted comma in
+    a YAML flow mapping leaves behind (`{description: a, b, type: ...}` gives a key `b`), and it
+    cuts the description short."""
+    nodes = list(schema_nodes(load_schema()))
+    assert len(nodes) > 150
+    for path, node in nodes:
+        assert set(node) <= KEYWORDS, f"{path}: unknown keyword(s) {set(node) - KEYWORDS}"
+        if ".properties." in path and path.rsplit(".", 2)[-2] == "properties":
+            assert "description" in node or "$ref" in node, f"{path} has no description"
 
 
 @pytest.mark.parametrize("patch,key,words", [
@@ -43,18 +69,32 @@ def test_every_schema_property_is_described_or_self_explanatory():
     ({"samples": {"d": {"tiltseries": "a.mrc", "simulate": {}}}}, "samples.d", "not both"),
     ({"samples": {"d": {"pixel_size_nm": 1}}}, "samples.d", "either `simulate:`"),
     ({"samples": {"d": {"tiltseries": "a.dm3"}}}, "samples.d.tiltseries", "does not match"),
-    ({"samples": {"d": {"tiltseries": "a.mrc", "angles": {"start": -60}}}}, "samples.d.angles", ""),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "labels": "labels.png"}}}, "samples.d.labels",
+     "fix: expected: manual annotations on the reconstruction, same (z, y, x) shape"),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "angles": {"start": -60}}}}, "samples.d.angles",
+     "fix: expected: tilt angles in degrees"),
     ({"samples": {"d": {"tiltseries": "a.mrc", "import": {"binning": 0}}}}, "samples.d.import.binning",
      "minimum"),
     ({"samples": {"d": {"tiltseries": "a.mrc", "import": {"bining": 2}}}}, "samples.d.import.bining",
      "unknown key"),
-    ({"samples": {}}, "samples", ""),
+    ({"samples": {}}, "samples", "should be non-empty"),
     ({"samples": {"d": {"simulate": {}}}, "train": {"per_model": {"unet": {"lr": -1}}}},
      "train.per_model.unet.lr", "minimum"),
     ({"samples": {"d": {"simulate": {}}}, "train": {"per_model": {"unet": {"lrr": 1}}}},
      "train.per_model.unet.lrr", "unknown key"),
     ({"samples": {"d": {"simulate": {}}}, "train": {"per_model": {"vnet": {}}}},
      "train.per_model", "vnet"),
+    ({"samples": {"d": {"simulate": {}, "train": {"per_model": {"unet": {"lrr": 1}}}}}},
+     "samples.d.train.per_model.unet.lrr", "unknown key"),
+    ({"samples": {"d": {"simulate": {}}}, "patches": {"patch_size": 36}, "train": {"depth": 3}},
+     "patches.patch_size", "36 is not a multiple of 2^depth = 8"),
+    ({"samples": {"d": {"simulate": {}}}, "patches": {"patch_size": 32},
+      "train": {"per_model": {"attention_unet": {"depth": 6}}}},
+     "patches.patch_size", "not a multiple of 2^depth = 64 (attention_unet)"),
+    ({"samples": {"d": {"simulate": {}, "segment": {"tile": 100}}}}, "samples.d.segment.tile",
+     "fix: use a multiple of 8"),
+    ({"samples": {"d": {"simulate": {"tilt": {"start": 70, "stop": -70}}}}},
+     "samples.d.simulate.tilt", "fewer than two tilts"),
 ])
 def test_mistakes_name_the_key(patch, key, words):
     with pytest.raises(ConfigError) as e:

@@ -36,6 +36,12 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
             if m.group(1) != "total"}
 
 
+def nothing_to_do(result: subprocess.CompletedProcess) -> bool:
+    """A dry run that succeeded and planned no job (not one that failed before planning)."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    return "Nothing to be done" in result.stdout + result.stderr and not planned_jobs(result)
+
+
 def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     r = snakemake(tmp_path, config, "-n")
@@ -98,7 +104,14 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert prov["params"]["settings"]["iterations"] == recon["iterations"]
     assert {"numpy", "tifffile"} <= set(prov["packages"])
     # Nothing to redo; a stage's setting reruns that stage and what follows, never what precedes.
-    assert planned_jobs(snakemake(tmp_path, config, "-n")) == {}
+    assert nothing_to_do(snakemake(tmp_path, config, "-n"))
+    # Key order, defaults written out, and run-time settings (memory, batch size) change nothing;
+    # asking for volume.mrc runs only the rule that writes it.
+    same = {"reconstruct": {"max_memory_fraction": 0.5, "iterations": 50, "algorithm": "mlem"},
+            "segment": {"batch_size": 2}, "samples": {"tiny": dict(reversed(TINY.items()))}}
+    assert nothing_to_do(snakemake(tmp_path, same, "-n"))
+    mrc = {"samples": {"tiny": TINY}, "reconstruct": {"mrc": True}}
+    assert planned_jobs(snakemake(tmp_path, mrc, "-n")) == {"reconstruct_mrc": 1, "all": 1}
     patches = json.loads((res / "03_patches/patches.json").read_text())
     assert set(patches["train_slices"]).isdisjoint(patches["val_slices"])
     assert np.load(res / "03_patches/train.npz")["images"].shape == (64, 1, 32, 32)

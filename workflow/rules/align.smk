@@ -14,7 +14,7 @@ rule align:
             labels={"sample": "{sample}", "figure": "alignment QC"},
         ),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "align"),
+        settings=lambda wc: rule_params(config, wc.sample, "align"),
     log:
         "results/{sample}/logs/align.log",
     threads: 2

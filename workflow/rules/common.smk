@@ -8,8 +8,10 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from stemtomo.config import (  # noqa: E402
+    canonical,
     check_files,
     model_settings,
+    rule_params,
     stage_settings,
     validate_config,
 )
@@ -138,6 +140,8 @@ def all_outputs():
                              "qc.png"])
         out += expand("results/{sample}/02_recon/{f}", sample=s,
                       f=["volume.tif", "recon.json", "orthoslices.png"])
+        if stage_settings(config, s, "reconstruct")["mrc"]:
+            out.append(f"results/{s}/02_recon/volume.mrc")
         if has_labels(s):
             out += expand("results/{sample}/03_patches/{f}", sample=s,
                           f=["train.npz", "val.npz", "patches.json", "patches.png"])

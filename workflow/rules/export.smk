@@ -17,7 +17,7 @@ rule export:
             labels={"sample": "{sample}", "model": "{model}", "figure": "3D render"},
         ),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "export"),
+        settings=lambda wc: rule_params(config, wc.sample, "export"),
     log:
         "results/{sample}/logs/export_{model}.log",
     conda:

@@ -12,7 +12,7 @@ rule import_tiltseries:
             labels={"sample": "{sample}", "figure": "imported tilt series"},
         ),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "import"),
+        settings=lambda wc: rule_params(config, wc.sample, "import"),
         angles=import_angles,
         pixel_size_nm=lambda wc: sample_cfg(wc.sample).get("pixel_size_nm"),
     log:

@@ -13,7 +13,7 @@ rule patches:
             labels={"sample": "{sample}", "figure": "training patches"},
         ),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "patches"),
+        settings=lambda wc: rule_params(config, wc.sample, "patches"),
         simulated=lambda wc: is_simulated(wc.sample),
     log:
         "results/{sample}/logs/patches.log",

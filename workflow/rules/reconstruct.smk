@@ -5,7 +5,7 @@ rule reconstruct_slab:
         slab=temp("results/{sample}/02_recon/slabs/{slab}.npy"),
         json=temp("results/{sample}/02_recon/slabs/{slab}.json"),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "reconstruct"),
+        settings=lambda wc: rule_params(config, wc.sample, "reconstruct"),
     log:
         "results/{sample}/logs/reconstruct_slab{slab}.log",
     threads: 2
@@ -33,12 +33,23 @@ rule reconstruct:
             category="3 Reconstruct",
             labels={"sample": "{sample}", "figure": "orthoslices"},
         ),
-    params:
-        settings=lambda wc: stage_settings(config, wc.sample, "reconstruct"),
-        mrc=lambda wc: f"results/{wc.sample}/02_recon/volume.mrc",
     log:
         "results/{sample}/logs/reconstruct.log",
     conda:
         "../../envs/recon.yaml"
     script:
         "../scripts/reconstruct.py"
+
+
+rule reconstruct_mrc:
+    """volume.mrc for IMOD and tomviz, asked for with reconstruct.mrc: true."""
+    input:
+        volume="results/{sample}/02_recon/volume.tif",
+    output:
+        mrc="results/{sample}/02_recon/volume.mrc",
+    log:
+        "results/{sample}/logs/reconstruct_mrc.log",
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../scripts/reconstruct_mrc.py"

@@ -7,7 +7,7 @@ rule segment_slab:
         probabilities=temp("results/{sample}/05_segment/{model}/slabs/{slab}.prob.npy"),
         json=temp("results/{sample}/05_segment/{model}/slabs/{slab}.json"),
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "segment"),
+        settings=lambda wc: rule_params(config, wc.sample, "segment"),
     log:
         "results/{sample}/logs/segment_{model}_slab{slab}.log",
     threads: 2
@@ -33,7 +33,7 @@ rule segment:
         labels="results/{sample}/05_segment/{model}/labels.tif",
         json="results/{sample}/05_segment/{model}/segment.json",
     params:
-        settings=lambda wc: stage_settings(config, wc.sample, "segment"),
+        settings=lambda wc: rule_params(config, wc.sample, "segment"),
         probabilities=lambda wc: f"results/{wc.sample}/05_segment/{wc.model}/probabilities.tif",
     log:
         "results/{sample}/logs/segment_{model}.log",

@@ -12,7 +12,7 @@ rule simulate:
             labels={"sample": "{sample}", "figure": "phantom and tilt series"},
         ),
     params:
-        settings=lambda wc: sample_cfg(wc.sample)["simulate"],
+        settings=lambda wc: canonical(sample_cfg(wc.sample)["simulate"]),
     log:
         "results/{sample}/logs/simulate.log",
     conda:

@@ -36,6 +36,8 @@ def main(smk) -> None:
     lo, hi = (float(v) for v in np.percentile(volume, [1, 99.9]))
     export.write_scene(Path(smk.output.scene), (lo, hi), settings["turntable_frames"])
     mesh_seconds = time.perf_counter() - t0
+    for stale in out.glob(Path(smk.output.render).stem + "_[0-9][0-9][0-9].png"):
+        stale.unlink()  # turntable frames of an earlier run: this one writes its own
     renderer = export.render(Path(smk.output.scene), Path(smk.output.render),
                              tuple(settings["render_size"]))
     log.info("render: %s", renderer)

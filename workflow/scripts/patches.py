@@ -7,10 +7,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
 
 import numpy as np
-import tifffile
 
 from stemtomo import figures, io
 from stemtomo.patches import extract, simulate_annotation
+from stemtomo.readers import read_tiltseries
 from stemtomo.runner import run_rule
 
 log = logging.getLogger("stemtomo.patches")
@@ -18,8 +18,8 @@ log = logging.getLogger("stemtomo.patches")
 
 def main(smk) -> None:
     settings = smk.params.settings
-    volume = tifffile.imread(smk.input.volume).astype(np.float32)
-    labels = tifffile.imread(smk.input.labels)
+    volume = read_tiltseries(smk.input.volume).data.astype(np.float32)
+    labels = read_tiltseries(smk.input.labels).data  # any dtype: extract checks the values
     if smk.params.simulated:
         labels = simulate_annotation(labels, settings["annotate_slices"])
         log.info("synthetic sample: %d annotated slices kept, as a person would annotate",

@@ -18,13 +18,10 @@ log = logging.getLogger("stemtomo.reconstruct")
 
 
 def main(smk) -> None:
-    settings = smk.params.settings
     records = [json.loads(Path(p).read_text()) for p in smk.input.records]
     volume = np.concatenate([np.load(p) for p in smk.input.slabs], axis=1)
     px = read_tiltseries(smk.input.tiltseries).pixel_size_nm
     io.write_tiff(smk.output.volume, volume, px)
-    if settings["mrc"]:
-        io.write_mrc(smk.params.mrc, volume, px)
     residuals = combine_residuals(records)
     seconds = sum(r["seconds"] for r in records)
     record = {

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, withou
 import numpy as np
 
 from stemtomo import io
+from stemtomo.config import job_settings
 from stemtomo.readers import read_angle_file, read_tiltseries
 from stemtomo.reconstruction import reconstruct
 from stemtomo.runner import run_rule
@@ -18,7 +19,7 @@ log = logging.getLogger("stemtomo.reconstruct")
 
 
 def main(smk) -> None:
-    settings = smk.params.settings
+    settings = job_settings(smk, "reconstruct")
     raw = read_tiltseries(smk.input.tiltseries)
     angles = read_angle_file(smk.input.tlt)
     index = int(smk.wildcards.slab)

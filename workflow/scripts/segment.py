@@ -26,6 +26,8 @@ def main(smk) -> None:
     if settings["probabilities"]:
         probs = np.concatenate([np.load(p) for p in smk.input.probabilities], axis=1)
         io.write_tiff(smk.params.probabilities, probs, px, axes="CZYX")
+    else:  # one from an earlier run with probabilities on would no longer match these labels
+        Path(smk.params.probabilities).unlink(missing_ok=True)
     seconds = sum(r["seconds"] for r in records)
     fractions = class_statistics(labels)["fractions"]  # predictions have no unlabelled voxels
     io.write_json(smk.output.json, {

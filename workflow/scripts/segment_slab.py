@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from stemtomo import io
+from stemtomo.config import job_settings
 from stemtomo.readers import read_tiltseries
 from stemtomo.runner import run_rule
 from stemtomo.segmentation import load_model, segment_volume
@@ -21,7 +22,7 @@ log = logging.getLogger("stemtomo.segment")
 
 
 def main(smk) -> None:
-    settings = smk.params.settings
+    settings = job_settings(smk, "segment")
     torch.set_num_threads(smk.threads)
     device = pick_device(settings["device"])
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: cuDNN's fastest kernels

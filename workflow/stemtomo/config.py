@@ -86,15 +86,67 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     for name in config["samples"]:
         for stage in stages_with_overrides(schema):
             stage_settings(config, name, stage, schema)  # check per-sample overrides early
-        for model in (config.get("train") or {}).get("per_model") or {}:
+        for model in stage_settings(config, name, "train", schema).get("per_model") or {}:
             model_settings(config, name, model, schema)
+    for name in config["samples"]:
+        _check_between_keys(config, name)
     return config
+
+
+def _key(config: dict, sample: str, stage: str, key: str) -> str:
+    """The dotted key a setting came from: the sample's override or the top-level section."""
+    own = config["samples"][sample].get(stage) or {}
+    return f"samples.{sample}.{stage}.{key}" if key in own else f"{stage}.{key}"
+
+
+def _check_between_keys(config: dict, sample: str) -> None:
+    """Constraints that tie keys together, checked before any job runs (not after hours of
+    reconstruction and training)."""
+    tilt = (config["samples"][sample].get("simulate") or {}).get("tilt")
+    if tilt and tilt["stop"] < tilt["start"] + tilt["step"]:
+        raise ConfigError(f"config samples.{sample}.simulate.tilt",
+                          f"start {tilt['start']}, stop {tilt['stop']}, step {tilt['step']} give "
+                          "fewer than two tilts", "make stop larger than start + step")
+    labelled = {"simulate", "labels"} & set(config["samples"][sample])
+    source = config["samples"][sample].get("models_from", sample)
+    size = stage_settings(config, sample, "patches")["patch_size"]
+    tile = stage_settings(config, sample, "segment")["tile"]
+    for model in stage_settings(config, sample, "train")["models"] if labelled else ():
+        multiple = 2 ** model_settings(config, sample, model)["depth"]
+        if size % multiple:
+            raise ConfigError(f"config {_key(config, sample, 'patches', 'patch_size')}",
+                              f"{size} is not a multiple of 2^depth = {multiple} ({model})",
+                              f"use a multiple of {multiple} or a smaller train.depth")
+    if source in config["samples"]:
+        for model in stage_settings(config, source, "train")["models"]:
+            multiple = 2 ** model_settings(config, source, model)["depth"]
+            if tile % multiple:
+                raise ConfigError(f"config {_key(config, sample, 'segment', 'tile')}",
+                                  f"{tile} is not a multiple of 2^depth = {multiple} ({model})",
+                                  f"use a multiple of {multiple}")
 
 
 def stages_with_overrides(schema: dict) -> list[str]:
     """Stage sections a sample may override: sample keys that name a stage definition."""
     return [k for k in schema["$defs"]["sample"]["properties"]
             if k in schema["$defs"] and k != "simulate"]
+
+
+# Settings that change how a stage runs or what else is written, not the result of its rules:
+# `rule_params` leaves them out of the rule parameters, so editing them reruns nothing, and the
+# scripts read them from the config through `job_settings`. (`reconstruct.mrc` only adds the
+# reconstruct_mrc target.)
+RUNTIME_KEYS = {"reconstruct": ("max_memory_fraction", "mrc"), "segment": ("batch_size",)}
+
+
+def canonical(value: object) -> object:
+    """Dicts with their keys sorted, recursively: Snakemake compares rule parameters by their
+    text, so key order (the order keys were written in config.yaml) must not count as a change."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
 
 
 def stage_settings(config: dict, sample: str, stage: str, schema: dict | None = None) -> dict:
@@ -104,7 +156,21 @@ def stage_settings(config: dict, sample: str, stage: str, schema: dict | None = 
     merged.update(copy.deepcopy(override))
     if override:
         _check_section(merged, stage, f"samples.{sample}.{stage}", schema)
-    return merged
+    return canonical(merged)
+
+
+def rule_params(config: dict, sample: str, stage: str) -> dict:
+    """A stage's settings as rule parameters: those that decide its results (see RUNTIME_KEYS)."""
+    settings = stage_settings(config, sample, stage)
+    for key in RUNTIME_KEYS.get(stage, ()):
+        settings.pop(key, None)
+    return settings
+
+
+def job_settings(smk, stage: str) -> dict:
+    """Inside a rule script: its parameters plus the stage's run-time settings from the config."""
+    full = stage_settings(smk.config, smk.wildcards.sample, stage)
+    return {**smk.params.settings, **{k: full[k] for k in RUNTIME_KEYS.get(stage, ()) if k in full}}
 
 
 def model_settings(config: dict, sample: str, model: str, schema: dict | None = None) -> dict:
@@ -115,10 +181,11 @@ def model_settings(config: dict, sample: str, model: str, schema: dict | None = 
     own = (merged.get("per_model") or {}).get(model)
     if own:
         merged.update(copy.deepcopy(own))
-        _check_section(merged, "train", f"train.per_model.{model}", schema)
+        _check_section(merged, "train", _key(config, sample, "train", "per_model") + f".{model}",
+                       schema)
     merged.pop("per_model", None)
     merged.pop("models", None)
-    return merged
+    return canonical(merged)
 
 
 def _check_section(merged: dict, stage: str, where: str, schema: dict | None) -> None:

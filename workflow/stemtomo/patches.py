@@ -135,6 +135,7 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: dict,
             source: str = "labels") -> tuple[PatchSet, PatchSet, dict]:
     """Train and validation patch sets and their record, from the `patches` config section."""
     check_labels(volume, labels, source)
+    labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
     train_z, val_z = split_slices(annotated, settings["val_fraction"], gap=2 * settings["context"] + 1)
     norm, scale = normalise(volume)
