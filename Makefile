@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --show-failed-logs
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 --show-failed-logs
 	$(BIN)/snakemake --report report.html
 	@for f in results/*/06_evaluate/metrics.md; do echo; cat "$$f"; done
 

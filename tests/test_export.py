@@ -161,7 +161,8 @@ def rendered(tmp_path, env, turntable: int = 0) -> tuple[np.ndarray, str]:
     old = dict(os.environ)
     os.environ.update(env)
     try:
-        renderer = export.render(tmp_path / "scene.py", tmp_path / "render.png", (320, 240), timeout=300)
+        renderer = export.render(tmp_path / "scene.py", tmp_path / "render.png", (320, 240),
+                                 timeout=300, turntable=turntable)
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -188,6 +189,13 @@ def test_paraview_loads_the_scene_and_renders_it(tmp_path):
 
 def test_the_vtk_fallback_renders_the_same_scene(tmp_path):
     pytest.importorskip("vtkmodules")
-    img, renderer = rendered(tmp_path, {"STEMTOMO_PVBATCH": ""})
+    img, renderer = rendered(tmp_path, {"STEMTOMO_PVBATCH": ""}, turntable=3)
     assert renderer.startswith("vtk")
     assert_shows_the_object(img)
+    import matplotlib.image as mpimg
+
+    frames = sorted(tmp_path.glob("render_*.png"))
+    assert [f.name for f in frames] == ["render_000.png", "render_001.png", "render_002.png"]
+    views = [mpimg.imread(f)[..., :3] for f in frames]
+    assert views[0].shape == (120, 160, 3)  # half size, as ParaView's frames
+    assert np.abs(views[0] - views[1]).mean() > 1e-3  # the camera turned

@@ -52,6 +52,22 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
                                "evaluate": 1, "export": 3, "all": 1}
 
 
+def test_slurm_profile_gives_gpu_rules_a_gpu_and_their_memory(tmp_path):
+    """The shipped SLURM profile as a user gets it (a dry run submits nothing): GPU rules ask
+    for one GPU on the GPU partition with their own memory and time, the rest the defaults."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    r = snakemake(tmp_path, config, "-n", "--profile", str(ROOT / "workflow/profiles/slurm"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    resources = {}
+    for m in re.finditer(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", r.stdout, re.M):
+        resources[m.group(1)] = dict(kv.split("=", 1) for kv in m.group(2).split(", "))
+    for rule, mem in (("align", "32000"), ("reconstruct_slab", "64000"), ("train", "32000"),
+                      ("segment_slab", "32000")):
+        assert resources[rule]["gpu"] == "1" and resources[rule]["slurm_partition"] == "gpu", rule
+        assert resources[rule]["mem_mb"] == mem, rule
+    assert "gpu" not in resources["patches"] and resources["patches"]["slurm_partition"] == "cpu"
+
+
 def test_lint_is_clean(tmp_path):
     r = snakemake(tmp_path, yaml.safe_load((ROOT / "config.yaml").read_text()), "--lint")
     assert r.returncode == 0, r.stdout + r.stderr

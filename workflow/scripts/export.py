@@ -39,7 +39,7 @@ def main(smk) -> None:
     for stale in out.glob(Path(smk.output.render).stem + "_[0-9][0-9][0-9].png"):
         stale.unlink()  # turntable frames of an earlier run: this one writes its own
     renderer = export.render(Path(smk.output.scene), Path(smk.output.render),
-                             tuple(settings["render_size"]))
+                             tuple(settings["render_size"]), turntable=settings["turntable_frames"])
     log.info("render: %s", renderer)
     io.write_json(smk.output.json, {"model": smk.wildcards.model, "voxel_nm": px,
                                     "smoothing_iterations": settings["smoothing"],

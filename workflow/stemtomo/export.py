@@ -83,10 +83,12 @@ def write_scene(path: Path, volume_range: tuple[float, float], turntable: int = 
         Path(tmp).write_text(text)
 
 
-def render(scene: Path, png: Path, size: tuple[int, int] = (1200, 900), timeout: int = 600) -> str:
+def render(scene: Path, png: Path, size: tuple[int, int] = (1200, 900), timeout: int = 600,
+           turntable: int = 0) -> str:
     """Render the scene with ParaView's pvbatch (under xvfb-run where that is how ParaView renders),
     else with PyPI vtk (EGL, offscreen). Returns what rendered it. STEMTOMO_PVBATCH= (empty)
-    forces the fallback; STEMTOMO_PVBATCH=/path/pvbatch picks a ParaView."""
+    forces the fallback; STEMTOMO_PVBATCH=/path/pvbatch picks a ParaView. `turntable` frames are
+    what the scene was written with (ParaView reads them from it; the fallback is told)."""
     pvbatch = os.environ.get("STEMTOMO_PVBATCH", shutil.which("pvbatch") or "")
     args = [str(scene), "--render", str(png), "--size", str(size[0]), str(size[1])]
     if pvbatch:
@@ -106,7 +108,8 @@ def render(scene: Path, png: Path, size: tuple[int, int] = (1200, 900), timeout:
         log.info("ParaView (pvbatch) not found: rendering with PyPI vtk instead")
     # a separate process: this one must never hold ParaView's VTK and PyPI vtk together
     r = subprocess.run([sys.executable, "-m", "stemtomo.vtkrender", str(scene.parent), str(png),
-                        str(size[0]), str(size[1])], capture_output=True, text=True, timeout=timeout,
+                        str(size[0]), str(size[1]), str(turntable)], capture_output=True, text=True,
+                       timeout=timeout,
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     if r.returncode != 0 or not png.is_file():
         raise RuntimeError(f"no renderer worked: PyPI vtk: {r.stderr[-800:]}")

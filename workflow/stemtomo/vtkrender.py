@@ -1,6 +1,7 @@
 """Fallback render of an export folder with PyPI vtk (offscreen, EGL), styled like scene.py.
-Run as its own process (python -m stemtomo.vtkrender FOLDER PNG W H): PyPI vtk must never share a
-process with ParaView's VTK."""
+Run as its own process (python -m stemtomo.vtkrender FOLDER PNG W H [FRAMES]): PyPI vtk must never
+share a process with ParaView's VTK. FRAMES turntable views (PNG_000.png, ...) at half size follow,
+as scene.py writes them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 
-def render_folder(folder: Path, png: Path, size: tuple[int, int]) -> None:
+def render_folder(folder: Path, png: Path, size: tuple[int, int], turntable: int = 0) -> None:
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL render window)
     from vtkmodules.vtkIOImage import vtkPNGWriter
     from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
@@ -46,15 +47,24 @@ def render_folder(folder: Path, png: Path, size: tuple[int, int]) -> None:
     window.SetOffScreenRendering(1)
     window.AddRenderer(renderer)
     window.SetSize(*size)
-    window.Render()
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(window)
-    grab.Update()
-    writer = vtkPNGWriter()
-    writer.SetFileName(str(png))
-    writer.SetInputConnection(grab.GetOutputPort())
-    writer.Write()
+
+    def save(path: Path) -> None:
+        window.Render()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(window)
+        grab.Update()
+        writer = vtkPNGWriter()
+        writer.SetFileName(str(path))
+        writer.SetInputConnection(grab.GetOutputPort())
+        writer.Write()
+
+    save(png)
+    window.SetSize(size[0] // 2, size[1] // 2)
+    for k in range(turntable):
+        camera.Azimuth(360.0 / turntable)
+        save(png.with_name(f"{png.stem}_{k:03d}.png"))
 
 
 if __name__ == "__main__":
-    render_folder(Path(sys.argv[1]), Path(sys.argv[2]), (int(sys.argv[3]), int(sys.argv[4])))
+    render_folder(Path(sys.argv[1]), Path(sys.argv[2]), (int(sys.argv[3]), int(sys.argv[4])),
+                  int(sys.argv[5]) if len(sys.argv) > 5 else 0)
