@@ -117,8 +117,9 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert recon["backend"] == "joseph-cpu" and np.all(np.diff(recon["residuals"]) < 0)
     prov = recon["provenance"]  # every JSON sidecar says what made it
     assert prov["stemtomo"].startswith("0.") and prov["rule"] == "reconstruct"
-    assert prov["params"]["settings"]["iterations"] == recon["iterations"]
     assert {"numpy", "tifffile"} <= set(prov["packages"])
+    prov = json.loads((res / "03_patches/patches.json").read_text())["provenance"]
+    assert prov["rule"] == "patches" and prov["params"]["settings"]["patch_size"] == 32
     # Nothing to redo; a stage's setting reruns that stage and what follows, never what precedes.
     assert nothing_to_do(snakemake(tmp_path, config, "-n"))
     # Key order, defaults written out, and run-time settings (memory, batch size) change nothing;

@@ -9,10 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, withou
 import numpy as np
 
 from stemtomo import io
-from stemtomo.config import job_settings
 from stemtomo.readers import read_angle_file, read_tiltseries
 from stemtomo.reconstruction import reconstruct
 from stemtomo.runner import run_rule
+from stemtomo.settings import job_settings
 from stemtomo.slabs import slab_rows
 
 log = logging.getLogger("stemtomo.reconstruct")

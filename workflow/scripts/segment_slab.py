@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from stemtomo import io
-from stemtomo.config import job_settings
 from stemtomo.readers import read_tiltseries
 from stemtomo.runner import run_rule
 from stemtomo.segmentation import load_model, segment_volume
+from stemtomo.settings import job_settings
 from stemtomo.slabs import slab_rows
 from stemtomo.training import pick_device
 

@@ -14,6 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from .errors import ConfigError
+from .settings import RUNTIME_KEYS, canonical, merged_settings
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -132,31 +133,12 @@ def stages_with_overrides(schema: dict) -> list[str]:
             if k in schema["$defs"] and k != "simulate"]
 
 
-# Settings that change how a stage runs or what else is written, not the result of its rules:
-# `rule_params` leaves them out of the rule parameters, so editing them reruns nothing, and the
-# scripts read them from the config through `job_settings`. (`reconstruct.mrc` only adds the
-# reconstruct_mrc target.)
-RUNTIME_KEYS = {"reconstruct": ("max_memory_fraction", "mrc"), "segment": ("batch_size",)}
-
-
-def canonical(value: object) -> object:
-    """Dicts with their keys sorted, recursively: Snakemake compares rule parameters by their
-    text, so key order (the order keys were written in config.yaml) must not count as a change."""
-    if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    return value
-
-
 def stage_settings(config: dict, sample: str, stage: str, schema: dict | None = None) -> dict:
     """A stage's settings for one sample: the top-level section overridden by samples.<s>.<stage>."""
-    merged = copy.deepcopy(config.get(stage, {}))
-    override = config["samples"][sample].get(stage) or {}
-    merged.update(copy.deepcopy(override))
-    if override:
+    merged = merged_settings(config, sample, stage)
+    if config["samples"][sample].get(stage):
         _check_section(merged, stage, f"samples.{sample}.{stage}", schema)
-    return canonical(merged)
+    return merged
 
 
 def rule_params(config: dict, sample: str, stage: str) -> dict:
@@ -165,12 +147,6 @@ def rule_params(config: dict, sample: str, stage: str) -> dict:
     for key in RUNTIME_KEYS.get(stage, ()):
         settings.pop(key, None)
     return settings
-
-
-def job_settings(smk, stage: str) -> dict:
-    """Inside a rule script: its parameters plus the stage's run-time settings from the config."""
-    full = stage_settings(smk.config, smk.wildcards.sample, stage)
-    return {**smk.params.settings, **{k: full[k] for k in RUNTIME_KEYS.get(stage, ()) if k in full}}
 
 
 def model_settings(config: dict, sample: str, model: str, schema: dict | None = None) -> dict:
