@@ -22,6 +22,7 @@ import torch
 from stemtomo.losses import dice_ce
 from stemtomo.models import MODELS, build_model
 from stemtomo.segmentation import segment_volume
+from stemtomo.streaming import to_device
 from stemtomo.training import augment, on_device
 
 
@@ -35,8 +36,8 @@ def training_rate(name: str, device, patch: int, batch: int, base: int, depth: i
     forward = torch.compile(model) if compile else model
 
     def step() -> None:
-        idx = torch.from_numpy(np.sort(rng.choice(len(images), batch, replace=False)))
-        x, y = augment(images[idx.to(images.device)].to(device), labels[idx.to(labels.device)].to(device),
+        idx = np.sort(rng.choice(len(images), batch, replace=False))
+        x, y = augment(images[to_device(idx, images.device)], labels[to_device(idx, labels.device)],
                        rng, 0.1)  # the training stage's own data pipeline
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .models import build_model
 from .patches import intensity_range
-from .streaming import Downloader, Sent, Uploader
+from .streaming import Downloader, Sent, Uploader, to_device
 
 
 def load_model(path: str, device: torch.device) -> tuple[nn.Module, dict]:
@@ -145,7 +145,7 @@ def segment_volume(volume: np.ndarray, model: nn.Module, channels: int, multiple
                 n = min(batch, c1 - z0)
                 zs = np.minimum(np.arange(z0, z0 + batch), c1 - 1)
                 idx = np.clip(zs[:, None] + offsets[None, :], 0, nz - 1) - s0
-                x = x_block[torch.from_numpy(idx).to(device)]
+                x = x_block[to_device(idx, device)]
                 if py or px:  # pad to a multiple of 2^depth by reflection
                     mode = "reflect" if py < ny and px < nx else "replicate"
                     x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)

@@ -17,6 +17,17 @@ import torch
 Sent = tuple[torch.Tensor, "torch.cuda.Event | None"]
 
 
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host array (indices, random draws) on `device` without waiting for the GPU. A
+    blocking copy from pageable memory synchronises the stream, so the host could never queue
+    work ahead; a pinned, non-blocking copy does not (PyTorch keeps the pinned block until the
+    copy is done). On the CPU: a view."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class Uploader:
     """Double-buffered host → device copies of NumPy blocks."""
 

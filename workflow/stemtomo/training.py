@@ -20,6 +20,7 @@ from .losses import IGNORE, make_loss
 from .models import build_model
 from .phantom import CLASS_NAMES as PHANTOM_CLASSES
 from .segmentation import labels_from_scores
+from .streaming import to_device
 
 log = logging.getLogger("stemtomo.train")
 CLASS_NAMES = tuple(PHANTOM_CLASSES.values())  # history columns val_dice_<name>
@@ -47,14 +48,14 @@ def augment(images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
     """
     n, dev = len(images), images.device
     k = rng.integers(4, size=n)
-    flip = torch.from_numpy(rng.random(n) < 0.5).to(dev)
-    gain = torch.from_numpy(1 + rng.normal(0, jitter, n)).float().to(dev) if jitter > 0 else None
-    offset = torch.from_numpy(rng.normal(0, jitter * 0.1, n)).float().to(dev) if jitter > 0 else None
+    flip = to_device(rng.random(n) < 0.5, dev)
+    gain = to_device((1 + rng.normal(0, jitter, n)).astype(np.float32), dev) if jitter > 0 else None
+    offset = to_device(rng.normal(0, jitter * 0.1, n).astype(np.float32), dev) if jitter > 0 else None
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
     out_i, out_l = images.clone(), labels.clone()
     for r in range(1, 4):  # one batched rotation per quarter-turn count
-        sel = torch.from_numpy(np.flatnonzero(k == r)).to(dev)
+        sel = to_device(np.flatnonzero(k == r), dev)
         if len(sel):
             out_i[sel] = torch.rot90(images[sel], r, dims=(-2, -1))
             out_l[sel] = torch.rot90(labels[sel], r, dims=(-2, -1))
@@ -183,9 +184,9 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
         total, batches = torch.zeros((), device=device), 0
         for i in tqdm(range(0, len(order), settings["batch_size"]), desc=f"epoch {epoch + 1}",
                       unit="batch", disable=not progress, leave=False):
-            idx = torch.from_numpy(np.sort(order[i:i + settings["batch_size"]]))
-            x, y = augment(images[idx.to(images.device)].to(device, non_blocking=True),
-                           labels[idx.to(labels.device)].to(device, non_blocking=True),
+            idx = np.sort(order[i:i + settings["batch_size"]])
+            x, y = augment(images[to_device(idx, images.device)].to(device, non_blocking=True),
+                           labels[to_device(idx, labels.device)].to(device, non_blocking=True),
                            rng, settings["intensity_jitter"])
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
