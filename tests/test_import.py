@@ -270,10 +270,18 @@ def test_duplicate_and_non_monotonic_angles():
     dup[5] = dup[4]
     with pytest.raises(InputError, match=r"duplicate tilt angles \[0.0\] at image indices \[\[4, 5\]\]"):
         run(raw, dup)
+    # Dropping the repeat, as the message says, is the fix, and it works.
+    out = run(raw, dup, exclude_indices=[5])
+    assert len(out.angles) == N - 1 and list(out.angles) == sorted(set(dup))
     swapped = list(ANGLES)
     swapped[2], swapped[3] = swapped[3], swapped[2]
-    with pytest.raises(InputError, match="not monotonic"):
+    with pytest.raises(InputError, match="not monotonic: image 3 has"):
         run(raw, swapped)
+    stray = list(ANGLES)
+    stray[7] = 140.0  # a corrupt entry: excluding its image is the fix
+    with pytest.raises(InputError, match=r"beyond ±90°: \[140.0\] at image indices \[7\]"):
+        run(raw, stray)
+    assert len(run(raw, stray, exclude_indices=[7]).angles) == N - 1
     with pytest.raises(InputError, match="beyond ±90°"):
         run(raw, list(np.linspace(-120, 120, N)))
 

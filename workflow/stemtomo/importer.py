@@ -59,24 +59,31 @@ def _int16_to_float(data: np.ndarray, mode: str, meta: dict) -> np.ndarray:
     return data.astype(np.float32)
 
 
-def _check_angles(angles: np.ndarray, source: str, allow_unsorted: bool, key: str) -> None:
+def _check_angles(all_angles: np.ndarray, keep: np.ndarray, source: str, allow_unsorted: bool,
+                  key: str) -> None:
+    """Check the angles of the kept images (so excluding a bad image is a fix); messages name
+    images by their index in the file."""
+    index = np.flatnonzero(keep)
+    angles = all_angles[index]
     if not np.all(np.isfinite(angles)):
         raise InputError(source, "angles contain NaN or Inf", "correct the angle list")
     bad = np.flatnonzero(np.abs(angles) > 90)
     if bad.size:
-        raise InputError(source, f"angles beyond ±90°: {angles[bad].tolist()}",
+        raise InputError(source, f"angles beyond ±90°: {angles[bad].tolist()} at image indices "
+                         f"{index[bad].tolist()}",
                          "angles must be in degrees (was it given in radians or as an index?)")
     uniq, counts = np.unique(np.round(angles, 3), return_counts=True)
     if np.any(counts > 1):
         dup = uniq[counts > 1].tolist()
-        idx = [np.flatnonzero(np.isclose(angles, d, atol=5e-4)).tolist() for d in dup]
+        idx = [index[np.isclose(angles, d, atol=5e-4)].tolist() for d in dup]
         raise InputError(source, f"duplicate tilt angles {dup} at image indices {idx}",
                          f"drop the repeats with `{key}.exclude_indices` or correct the angles")
     d = np.diff(angles)
     if not (np.all(d > 0) or np.all(d < 0)) and not allow_unsorted:
         k = int(np.flatnonzero(np.sign(d) != np.sign(d[0]))[0]) + 1
-        raise InputError(source, f"angles are not monotonic: image {k} has {angles[k]:g}° after "
-                         f"{angles[k - 1]:g}° (check that the angle file belongs to this stack)",
+        raise InputError(source, f"angles are not monotonic: image {index[k]} has {angles[k]:g}° "
+                         f"after {angles[k - 1]:g}° (check that the angle file belongs to this "
+                         "stack)",
                          f"if the stack is in acquisition order (e.g. dose-symmetric), set "
                          f"`{key}.allow_unsorted: true` to sort it")
 
@@ -126,7 +133,6 @@ def import_tiltseries(raw: RawSeries, angles_spec: object, pixel_size_nm: float 
     if len(angles) != n:
         raise InputError(src, f"{n} images but {len(angles)} angles (from {angle_source})",
                          "use the angle file that belongs to this stack, or fix the angle list")
-    _check_angles(angles, angle_source, settings["allow_unsorted"], key)
 
     # Pixel size: the config wins; the file's value is kept for the record.
     if pixel_size_nm is None and raw.pixel_size_nm is None:
@@ -155,6 +161,7 @@ def import_tiltseries(raw: RawSeries, angles_spec: object, pixel_size_nm: float 
         keep[hit] = False
         excluded += [{"index": int(i), "angle": float(angles[i]), "reason": "exclude_angles"}
                      for i in hit]
+    _check_angles(angles, keep, angle_source, settings["allow_unsorted"], key)
     idx = np.flatnonzero(keep)
     if idx.size < 3:
         raise InputError(key, f"only {idx.size} tilts left after exclusion",
