@@ -11,6 +11,7 @@ from conftest import simulate_params
 from stemtomo import geometry, raytrace
 from stemtomo.align import align_tiltseries, apply_alignment, integer_chain
 from stemtomo.config import validate_config
+from stemtomo.errors import InputError
 from stemtomo.simulate import simulate
 
 
@@ -108,6 +109,18 @@ def test_blank_tilt_is_flagged_and_dropped(phantom):
     assert e["shift_rms"] <= 0.3, e
     aligned, _ = apply_alignment(stack, res, ~res.bad)
     assert len(aligned) == len(stack) - 1
+    assert np.isnan(res.quality[blank]) and np.isfinite(np.delete(res.quality, blank)).all()
+    # Its shift is interpolated from its neighbours, whichever way the series runs.
+    lo, hi = np.sort(res.shifts_yx[[blank - 1, blank + 1]], axis=0)
+    assert np.all((lo - 1e-9 <= res.shifts_yx[blank]) & (res.shifts_yx[blank] <= hi + 1e-9))
+    rev = align_tiltseries(stack[::-1], phantom.angles[::-1], settings(projection_matching=False))
+    assert np.flatnonzero(rev.bad).tolist() == [len(stack) - 1 - blank]
+    np.testing.assert_allclose(rev.shifts_yx[::-1], res.shifts_yx, atol=0.05)
+
+
+def test_a_binning_that_does_not_divide_the_images_is_refused(phantom):
+    with pytest.raises(InputError, match=r"align.binning: 3 does not divide the 64×64 px images"):
+        align_tiltseries(phantom.tiltseries, phantom.angles, settings(binning=3))
 
 
 def test_fixed_axis_angle_and_offset_are_respected(phantom):

@@ -44,7 +44,7 @@ def main(smk) -> None:
         "convention": "raw r = R(axis_angle)(p + (0, axis_offset)) + shift, (y, x) from the image "
                       "centre; shifts gauge-fixed (see stemtomo.geometry)",
         "tilts": [{"index": i, "angle": float(a), "shift_y": float(s[0]), "shift_x": float(s[1]),
-                   "quality": float(q), "bad": bool(b), "kept": bool(k)}
+                   "quality": float(q) if np.isfinite(q) else None, "bad": bool(b), "kept": bool(k)}
                   for i, (a, s, q, b, k) in enumerate(zip(angles, result.shifts_yx, result.quality,
                                                           result.bad, keep, strict=True))],
         "fill_values": fills,

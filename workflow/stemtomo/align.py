@@ -33,6 +33,7 @@ from scipy import ndimage, optimize
 from tqdm import tqdm
 
 from . import geometry
+from .errors import InputError
 from .importer import vacuum_level
 from .projectors import make_projector
 from .reconstruction import cgls, sirt
@@ -68,8 +69,17 @@ def _power_of_two_binning(shape: tuple[int, ...], width: int) -> int:
 
 
 def working_binning(shape: tuple[int, ...], setting: int | str) -> int:
-    """The requested binning, or for 'auto' the binning that gives images ≤ 512 px."""
-    return _power_of_two_binning(shape, 512) if setting == "auto" else int(setting)
+    """The requested binning, or for 'auto' the binning that gives images ≤ 512 px. It must divide
+    the image size: binning crops the remainder, which would move the image centre by half of it
+    and bias the axis offset and the shifts by that much."""
+    if setting == "auto":
+        return _power_of_two_binning(shape, 512)
+    b = int(setting)
+    if any(s % b for s in shape[-2:]):
+        raise InputError("align.binning", f"{b} does not divide the {shape[-2]}×{shape[-1]} px "
+                         "images", "use auto, a divisor of both sizes, or crop the images at "
+                         "import (import.crop) to a multiple of it")
+    return b
 
 
 def _prepare(stack: np.ndarray, binning: int) -> np.ndarray:
@@ -235,7 +245,7 @@ def translation_chain(work: np.ndarray, angles: np.ndarray, axis_angle: float,
     corr = _Correlator(work.shape[1:], settings)
     ref, pairs = outward_order(angles)
     cos = np.cos(np.deg2rad(angles))
-    quality = np.ones(len(angles))
+    quality = np.full(len(angles), np.nan)  # stays NaN where a tilt has no signal to correlate
     bad = ~usable.copy()
     last_good = {1: ref, -1: ref}
     members = {1: [ref], -1: [ref]}  # aligned tilts per side, for the cumulative reference
@@ -480,8 +490,9 @@ def align_tiltseries(stack: np.ndarray, angles: np.ndarray, settings: dict,
     offset, shifts = geometry.gauge_fix(angles[~bad], t[~bad])
     axis_t = np.zeros_like(t)
     axis_t[~bad] = shifts
+    order = np.argsort(angles[~bad])  # np.interp needs increasing x (series may descend)
     for k in range(2):  # flagged tilts get shifts interpolated from their good neighbours
-        axis_t[bad, k] = np.interp(angles[bad], angles[~bad], shifts[:, k])
+        axis_t[bad, k] = np.interp(angles[bad], angles[~bad][order], shifts[order, k])
     raw_shifts = geometry.raw_frame(axis_t, phi) * b
     for i in np.flatnonzero(bad):
         log.warning("tilt %d (%.1f°) flagged as bad: %s", i, angles[i],

@@ -101,7 +101,8 @@ def alignment_qc(path: str | os.PathLike, raw: np.ndarray, aligned: np.ndarray,
     ax[0, 0].set_title(f"axis {alignment.axis_angle_deg:+.3f}°, offset {alignment.axis_offset_px:+.2f} px")
     ax[0, 0].legend(fontsize=8)
     ax[0, 1].plot(angles, alignment.quality, ".-", color="0.3")
-    ax[0, 1].plot(angles[bad], alignment.quality[bad], "rx", ms=9, label="flagged")
+    ax[0, 1].plot(angles[bad], np.nan_to_num(alignment.quality[bad]), "rx", ms=9,
+                  label="flagged")  # NaN (no signal) drawn at 0
     ax[0, 1].set_xlabel("tilt (°)")
     ax[0, 1].set_title("correlation with reference" + (" (reprojection)" if alignment.history.get(
         "projection_matching") else " (neighbour)"))
