@@ -20,6 +20,7 @@ from stemtomo.reconstruction import (
     interleaved_subsets,
     mlem,
     reconstruct,
+    sirt,
 )
 from stemtomo.simulate import simulate
 from stemtomo.slabs import slab_rows
@@ -59,14 +60,36 @@ def test_mlem_rejects_a_zero_start_and_negative_or_nan_data(data):
     stack, sim = data
     proj = make_projector("joseph-cpu", sim.angles, (16, 4, 64))
     y = np.clip(stack[:, 30:34], 0, None)
-    with pytest.raises(ValueError, match="strictly positive start"):
+    with pytest.raises(ValueError, match="non-negative start with positive voxels"):
         mlem(proj, y, 2, x0=np.zeros(proj.volume_shape))
+    # MLEM's own result (exact zeros included) is a valid start: warm starts continue it.
+    first = mlem(proj, y, 3)
+    assert (first.volume == 0).any() or first.volume.min() >= 0
+    more = mlem(proj, y, 3, x0=first.volume)
+    assert more.residuals[-1] < first.residuals[-1]
     with pytest.raises(ValueError, match="non-negative"):
         mlem(proj, y - 1000, 2)
     bad = stack.copy()
     bad[3, 5, 5] = np.nan
     with pytest.raises(InputError, match="NaN"):
         reconstruct(bad, sim.angles, settings(), source="aligned.tif")
+
+
+def test_residuals_are_those_of_each_iterations_result(data):
+    """The recorded residual after k iterations is ‖Ax_k − y‖/‖y‖ of the estimate a k-iteration
+    run returns, for MLEM, OSEM and SIRT alike (OSEM's subsets see x change in between, so their
+    own misfits would not be)."""
+    stack, sim = data
+    proj = make_projector("joseph-cpu", sim.angles, (32, 4, 64))
+    y = np.clip(stack[:, 30:34], 0, None)
+    norm = np.linalg.norm(y)
+    for algorithm in (lambda n: mlem(proj, y, n), lambda n: mlem(proj, y, n, subsets=4),
+                      lambda n: sirt(proj, y, n)):
+        rec = algorithm(3)
+        assert len(rec.residuals) == 3
+        for k in (1, 3):
+            exact = np.linalg.norm(proj.forward(algorithm(k).volume) - y) / norm
+            assert rec.residuals[k - 1] == pytest.approx(exact, rel=1e-4)
 
 
 def test_osem_reaches_the_mlem_error_in_far_fewer_iterations(data):
@@ -221,3 +244,14 @@ def test_tomopy_matches_the_projector_loop(data, algorithm):
     j, _ = reconstruct(stack[:, 24:40], sim.angles, dict(s, backend="joseph-cpu"))
     assert rec["backend"] == "tomopy" and t.shape == j.shape
     assert corr(t, j) > 0.95
+
+
+def test_edge_cases_one_tilt_and_the_clipping_record(data):
+    stack, sim = data
+    one = make_projector("joseph-cpu", np.array([0.0]), (16, 2, 16))
+    assert np.isfinite(fbp(one, np.ones((1, 2, 16), np.float32)).volume).all()
+    shifted = stack - np.percentile(stack, 10)  # some negative data, as vacuum noise gives
+    for algorithm, clips in (("mlem", True), ("sirt", False), ("fbp", False)):
+        _, rec = reconstruct(shifted, sim.angles, settings(algorithm=algorithm, iterations=2),
+                             rows=(30, 32))
+        assert (rec["negative_fraction_clipped"] > 0) == clips, algorithm

@@ -39,6 +39,10 @@ def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray
     """SIRT (Gilbert 1972; row/column-sum normalised Landweber): x ← x + C·Aᵀ·R·(y − A·x).
 
     With subsets > 1 each iteration sweeps the ordered subsets (OS-SIRT), one update per subset.
+    Residuals: ‖Ax − y‖/‖y‖ of the estimate after each iteration with one subset (the next
+    iteration's projection serves, one more at the end); with subsets, the cheaper misfit of each
+    subset as it is visited (x changes in between), fit only to compare runs of the same procedure
+    (alignment uses it so).
     """
     y = np.asarray(data, dtype=np.float32)
     parts = []
@@ -50,7 +54,7 @@ def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray
     x = np.zeros(projector.volume_shape, np.float32) if x0 is None else x0.astype(np.float32)
     norm = float(np.linalg.norm(y)) or 1.0
     residuals = []
-    for _ in tqdm(range(iterations), desc="SIRT", unit="it", disable=not progress):
+    for it in tqdm(range(iterations), desc="SIRT", unit="it", disable=not progress):
         sq = 0.0
         for tilts, p, r_inv, c_inv in parts:
             diff = y[tilts] - p.forward(x)
@@ -58,7 +62,12 @@ def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray
             x += c_inv * p.back(r_inv * diff)
             if nonnegative:
                 np.maximum(x, 0, out=x)
-        residuals.append(np.sqrt(sq) / norm)
+        if subsets > 1:
+            residuals.append(np.sqrt(sq) / norm)
+        elif it > 0:  # this iteration's projection was of the previous iteration's result
+            residuals.append(np.sqrt(sq) / norm)
+    if subsets == 1 and iterations:
+        residuals.append(float(np.linalg.norm(projector.forward(x) - y)) / norm)
     return Reconstruction(x, residuals)
 
 
@@ -135,8 +144,10 @@ def mlem(projector: Projector, data, iterations: int, subsets: int = 1, x0=None,
     Needs non-negative data and a strictly positive start (a zero voxel never changes under a
     multiplicative update). `mask` (broadcastable, 0/1) confines the volume, e.g. to a cylinder.
     Data may be a NumPy array or a torch CUDA tensor (with the astra-gpu projector): the loop then
-    runs on the GPU without host round-trips. Residuals are ‖Ax − y‖/‖y‖ of the estimate entering
-    each iteration.
+    runs on the GPU without host round-trips. Residuals are ‖Ax − y‖/‖y‖ of the estimate after
+    each iteration: MLEM takes it from the next iteration's projection (one more at the end);
+    OSEM projects the whole series once more per iteration for it (x changes between subsets, so
+    the subsets' own misfits belong to no single estimate).
     """
     ops = _Ops(data)
     y = ops.array(data)
@@ -148,8 +159,9 @@ def mlem(projector: Projector, data, iterations: int, subsets: int = 1, x0=None,
         x = ops.ones(projector.volume_shape)
     else:
         x = ops.array(np.array(x0, dtype=np.float32))
-        if float(x.min()) <= 0:
-            raise ValueError("EM needs a strictly positive start: a zero voxel never changes")
+        if float(x.min()) < 0 or not float(x.max()) > 0:
+            raise ValueError("EM needs a non-negative start with positive voxels (a zero voxel "
+                             "never changes: give those the object may occupy a positive value)")
     if mask is not None:
         mask = ops.array(mask)
         x *= mask
@@ -159,16 +171,23 @@ def mlem(projector: Projector, data, iterations: int, subsets: int = 1, x0=None,
         parts.append((y[tilts] if subsets > 1 else y, p, ops.reciprocal(sens)))
     norm = np.sqrt(ops.sumsq(y)) or 1.0
     residuals = []
-    for _ in tqdm(range(iterations), desc="OSEM" if subsets > 1 else "MLEM", unit="it",
-                  disable=not progress):
-        sq = 0.0
+
+    def misfit(estimate, target) -> float:
+        return float(np.sqrt(ops.sumsq(estimate - target)) / norm)
+
+    for it in tqdm(range(iterations), desc="OSEM" if subsets > 1 else "MLEM", unit="it",
+                   disable=not progress):
         for ys, p, inv_sens in parts:
             estimate = p.forward(x)
-            sq += ops.sumsq(estimate - ys)
+            if subsets == 1 and it > 0:  # the previous iteration's result, projected
+                residuals.append(misfit(estimate, ys))
             x *= p.back(ys / ops.floor(estimate, EPS)) * inv_sens
             if mask is not None:
                 x *= mask
-        residuals.append(np.sqrt(sq) / norm)
+        if subsets > 1:
+            residuals.append(misfit(projector.forward(x), y))
+    if subsets == 1 and iterations:
+        residuals.append(misfit(projector.forward(x), y))
     return Reconstruction(x, residuals)
 
 
@@ -190,7 +209,8 @@ def fbp(projector: Projector, data: np.ndarray, window: str = "hann") -> Reconst
     th = np.deg2rad(projector.angles)
     order = np.argsort(th)
     widths = np.empty_like(th)
-    widths[order] = np.gradient(th[order])  # half the gap to each neighbour; the gap at the ends
+    # half the gap to each neighbour, the gap at the ends; a lone tilt stands for the half-turn
+    widths[order] = np.gradient(th[order]) if len(th) > 1 else np.pi
     filtered = ramp_filter(y, window) * widths[:, None, None].astype(np.float32)
     x = projector.back(filtered)
     resid = np.linalg.norm(projector.forward(x) - y) / (np.linalg.norm(y) or 1.0)
@@ -223,7 +243,8 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
     nx = data.shape[2]
     nz = settings["height"] or nx
     chunk = rows_per_chunk(settings["backend"], len(angles), nz, nx, settings["max_memory_fraction"])
-    clipped = float(np.mean(data < 0))
+    # EM needs non-negative data and clips them (_reconstruct_rows); SIRT and FBP keep negatives
+    clipped = float(np.mean(data < 0)) if settings["algorithm"] in ("mlem", "osem") else 0.0
     t0 = time.perf_counter()
     parts = [_reconstruct_rows(data[:, a:b], angles, nz, settings, threads, progress)
              for a, b in [(a, min(a + chunk, data.shape[1])) for a in range(0, data.shape[1], chunk)]]
@@ -243,13 +264,13 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: dict,
 
 
 def rows_per_chunk(backend: str, n_tilts: int, nz: int, nx: int, fraction: float) -> int:
-    if backend.startswith("tomopy"):
-        backend = "astra-gpu" if backend == "tomopy-gpu" else "joseph-cpu"  # same memory
     """Rows (slices along the tilt axis) that fit in `fraction` of the backend's free memory.
 
     Counted per row in float32: five volume-sized arrays (estimate, sensitivity, back-projection,
     mask or temporaries, and the copy ASTRA's 3D projector makes) and four projection-sized ones
     (data, estimate, ratio, its contiguous copy) — conservative, so chunks never run out."""
+    if backend.startswith("tomopy"):
+        backend = "astra-gpu" if backend == "tomopy-gpu" else "joseph-cpu"  # same memory
     per_row = 4 * (5 * nz * nx + 4 * n_tilts * nx)
     return max(1, int(fraction * backend_class(backend).free_memory() // per_row))
 
