@@ -52,16 +52,17 @@ def test_an_object_at_the_volume_edge_is_still_closed():
     assert m.closed and m.volume == pytest.approx(216, rel=0.1)
 
 
-def test_touching_classes_share_one_interface():
+@pytest.mark.parametrize("smoothing", [True, False])
+def test_touching_classes_share_one_interface(smoothing):
     labels = np.zeros((40, 60, 40), np.uint8)
     labels[sphere(labels.shape, (20, 22, 20), 10)] = 1
     labels[sphere(labels.shape, (20, 38, 20), 8)] = 2  # overlaps: Pt sits in a dent of the support
     net = sf.surface_net(labels)
-    sf.smooth(net)
+    sf.smooth(net, 15 if smoothing else 0)
     a, b = sf.class_mesh(net, 1, 1.0), sf.class_mesh(net, 2, 1.0)
     both = labels.copy()
     both[both == 2] = 1
-    union = mesh_of(both, 1)
+    union = mesh_of(both, 1, smoothing=15 if smoothing else 0)
     assert a.closed and b.closed
     # no gap and no overlap: the two volumes add up to the union's
     assert a.volume + b.volume == pytest.approx(union.volume, rel=0.005)
@@ -69,6 +70,18 @@ def test_touching_classes_share_one_interface():
     key = {tuple(np.round(p, 6)) for p in a.points}
     shared = [tuple(np.round(p, 6)) in key for p in b.points]
     assert 20 < sum(shared) < len(b.points)
+    # ... and so are its triangles: each interface quad is split alike in both meshes (ties of
+    # the unsmoothed net included), with opposite normals
+
+    def normals(m):
+        p = m.points[m.triangles]
+        return {frozenset(map(tuple, np.round(q, 6))): np.cross(q[1] - q[0], q[2] - q[0]) for q in p}
+
+    na, nb = normals(a), normals(b)
+    interface = int((((net.low == 1) & (net.high == 2)) | ((net.low == 2) & (net.high == 1))).sum())
+    common = set(na) & set(nb)
+    assert interface > 20 and len(common) == 2 * interface
+    assert all(na[t] @ nb[t] < 0 for t in common)
 
 
 def scene_labels():
@@ -199,3 +212,12 @@ def test_the_vtk_fallback_renders_the_same_scene(tmp_path):
     views = [mpimg.imread(f)[..., :3] for f in frames]
     assert views[0].shape == (120, 160, 3)  # half size, as ParaView's frames
     assert np.abs(views[0] - views[1]).mean() > 1e-3  # the camera turned
+
+
+def test_a_missing_paraview_falls_back_to_vtk(tmp_path, monkeypatch):
+    pytest.importorskip("vtkmodules")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no xvfb-run wrapper hiding the missing binary
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    img, renderer = rendered(tmp_path, {"STEMTOMO_PVBATCH": str(tmp_path / "no" / "pvbatch")})
+    assert renderer.startswith("vtk")
+    assert_shows_the_object(img)

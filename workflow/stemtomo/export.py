@@ -98,8 +98,12 @@ def render(scene: Path, png: Path, size: tuple[int, int] = (1200, 900), timeout:
                             ["xvfb-run", "-a", pvbatch, "--force-offscreen-rendering", *args])
         errors = []
         for cmd in attempts:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                               env={**os.environ, "PYTHONPATH": ""})
+            try:  # a missing or hanging ParaView must leave the fallback its chance
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                   env={**os.environ, "PYTHONPATH": ""})
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                errors.append(f"{' '.join(cmd[:2])}: {exc}")
+                continue
             if r.returncode == 0 and png.is_file() and png.stat().st_size > 0:
                 return "paraview (" + " ".join(cmd[:3 if cmd[0] == "xvfb-run" else 1]) + ")"
             errors.append(f"{' '.join(cmd[:2])}: exit {r.returncode}: {(r.stderr or r.stdout)[-400:]}")

@@ -162,10 +162,12 @@ def class_mesh(net: Net, label: int, voxel_nm: float,
     used, remap = np.unique(quads, return_inverse=True)
     quads = remap.reshape(-1, 4)
     points = net.vertices[used][:, ::-1] * voxel_nm  # (z, y, x) voxels → (x, y, z) nm
-    # split each quad along its shorter diagonal
-    d02 = np.linalg.norm(points[quads[:, 0]] - points[quads[:, 2]], axis=1)
-    d13 = np.linalg.norm(points[quads[:, 1]] - points[quads[:, 3]], axis=1)
-    short02 = (d02 <= d13)[:, None]
+    # Split each quad along its shorter diagonal, chosen on the net's own vertex order: a flipped
+    # quad's 0-2 diagonal is the original 1-3, so both classes split a shared quad alike (ties too).
+    v = net.vertices[net.quads[keep]]
+    d02 = np.linalg.norm(v[:, 0] - v[:, 2], axis=1)
+    d13 = np.linalg.norm(v[:, 1] - v[:, 3], axis=1)
+    short02 = ((d02 <= d13) != on_high[keep])[:, None]
     t1 = np.where(short02, quads[:, [0, 1, 2]], quads[:, [0, 1, 3]])
     t2 = np.where(short02, quads[:, [0, 2, 3]], quads[:, [1, 2, 3]])
     triangles = np.concatenate([t1, t2])
