@@ -27,9 +27,12 @@ def test_output_shape_and_gradient_flow(name):
 
 def test_variants_differ_as_configured():
     plain, att, res = (build_model(n, base=4, depth=2) for n in MODELS)
-    assert not any("gates" in n and "w_x" in n for n, _ in plain.named_parameters())
-    assert any("w_x" in n for n, _ in att.named_parameters())
-    assert any("shortcut" in n for n, _ in res.named_parameters())
+    def has(model, part):
+        return any(part in n for n, _ in model.named_parameters())
+
+    assert (has(plain, "w_x"), has(plain, "shortcut")) == (False, False)
+    assert (has(att, "w_x"), has(att, "shortcut")) == (True, False)
+    assert (has(res, "w_x"), has(res, "shortcut")) == (True, True)
     with pytest.raises(ValueError, match="unknown model"):
         build_model("segnet")
 
@@ -47,6 +50,21 @@ def test_attention_gate_arithmetic_by_hand():
     # α = σ(ReLU(x + 2g)): σ(2) for the first pixel, σ(0) = 0.5 for the second.
     expected = torch.tensor([1.0 * torch.sigmoid(torch.tensor(2.0)), -0.5]).reshape(1, 1, 1, 2)
     torch.testing.assert_close(gate(x, g), expected)
+
+
+def test_attention_gates_scale_the_encoder_skips():
+    """Each gate gets the encoder's feature map at its level as x (to be scaled) and the upsampled
+    decoder features as g, not the other way round."""
+    torch.manual_seed(0)
+    model = build_model("attention_unet", base=4, depth=2).eval()
+    skips, gate_inputs = [], []
+    for block in model.down:
+        block.register_forward_hook(lambda m, i, out: skips.append(out))
+    for gate in model.gates:
+        gate.register_forward_pre_hook(lambda m, args: gate_inputs.append(args))
+    model(torch.randn(1, 1, 16, 16))
+    for (x, _g), skip in zip(gate_inputs, reversed(skips[:-1]), strict=True):
+        assert torch.equal(x, skip)
 
 
 @pytest.mark.parametrize("loss", [dice_ce, focal, tversky, make_loss("weighted_ce", weights=[0.2, 0.3, 0.5])])
@@ -75,6 +93,14 @@ def test_loss_values_against_known_cases():
     # Tversky with α = β = 0.5 is 1 − mean soft Dice.
     torch.testing.assert_close(tversky(logits, target, 0.5, 0.5), 1 - soft_dice(logits, target).mean(),
                                atol=1e-5, rtol=1e-5)
+    # α weighs false positives, β false negatives: predict class 0 everywhere on a half-0,
+    # half-1 target → class 0: TP n, FP n; class 1: FN n; class 2 absent (index 1).
+    half = torch.zeros(1, 8, 8, dtype=torch.long)
+    half[:, 4:] = 1
+    all_zero = torch.tensor([50.0, 0.0, 0.0]).reshape(1, 3, 1, 1).expand(1, 3, 8, 8)
+    for alpha, beta in ((0.3, 0.7), (0.7, 0.3)):
+        expected = 1 - (1 / (1 + alpha) + 0.0 + 1.0) / 3
+        assert tversky(all_zero, half, alpha, beta).item() == pytest.approx(expected, abs=1e-4)
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("hinge")
 
