@@ -109,6 +109,12 @@ def test_pt_particles_carry_the_evaluation_ids_and_diameters(tmp_path):
     assert arrays["particle_id"].size == len(pt.triangles) and arrays["Points"].size == pt.points.size
     stl = (tmp_path / "pt.stl").read_bytes()
     assert len(stl) == 84 + 50 * len(pt.triangles)
+    rec = np.frombuffer(stl[84:], dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+    np.testing.assert_allclose(rec["v"], pt.points[pt.triangles], atol=1e-4)  # same winding
+    np.testing.assert_allclose(np.linalg.norm(rec["n"], axis=1), 1.0, atol=1e-5)
+    v = rec["v"].astype(np.float64)  # divergence theorem: outward normals enclose a positive volume
+    stl_volume = np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6
+    assert stl_volume == pytest.approx(pt.volume, rel=1e-4) and stl_volume > 0
 
 
 def test_vtk_reads_the_files_with_the_same_geometry(tmp_path):
@@ -146,6 +152,12 @@ def test_decimation_keeps_the_budget_and_says_so(caplog):
     assert record["alumina"]["triangles"] <= 3000 < record["alumina"]["triangles_before_decimation"]
     assert "decimated to" in caplog.text
     assert meshes["alumina"].volume == pytest.approx(4 / 3 * np.pi * 20**3, rel=0.1)
+    # Pt's cell data (particle id, diameter) follow the triangles through decimation
+    meshes, record = export.build_meshes(scene_labels(), 0.5, 10, 400)
+    pt = meshes["pt"]
+    assert record["pt"]["triangles"] <= 400 < record["pt"]["triangles_before_decimation"]
+    assert all(len(v) == len(pt.triangles) for v in pt.cell_data.values())
+    assert set(np.unique(pt.cell_data["particle_id"])) == {1, 2, 3}
 
 
 def test_bad_input_is_named_and_an_empty_class_gives_an_empty_valid_mesh(tmp_path, caplog):
