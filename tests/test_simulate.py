@@ -72,12 +72,41 @@ def test_intensity_grows_with_thickness_and_has_poisson_statistics():
     assert rel1 / rel2 == pytest.approx(4.0, rel=0.1)
 
 
+def test_detector_adds_its_dark_level_and_gaussian_noise(small_sim):
+    """Counts = Poisson(λ) + dark level + N(0, σ²): unbiased about `expected` (which holds the
+    dark level), variance λ + σ²."""
+    s = small_sim
+    haadf = simulate_params()["haadf"]
+    assert haadf["dark_level"] > 0 and haadf["detector_noise"] > 0
+    resid = (s.tiltseries - s.expected).astype(np.float64)
+    lam = s.expected - haadf["dark_level"]
+    assert abs(resid.mean()) < 0.05 * haadf["detector_noise"]
+    assert np.mean(resid**2) / np.mean(lam + haadf["detector_noise"] ** 2) == pytest.approx(1, rel=0.03)
+    vacuum = lam < 1e-3  # no sample: dark level and detector noise alone
+    assert vacuum.sum() > 1000
+    assert s.tiltseries[vacuum].mean() == pytest.approx(haadf["dark_level"], abs=0.5)
+    assert s.tiltseries[vacuum].std() == pytest.approx(haadf["detector_noise"], rel=0.05)
+
+
+def test_drift_accumulates_along_the_acquisition_order():
+    p = simulate_params(acquisition="dose-symmetric", size=32,
+                        misalignment={"shift_px": 0.0, "drift_px": 1.0})
+    s = simulate(p)
+    shifts = np.asarray(s.truth["shifts_yx_px"])
+    order = acquisition_order(s.angles, "dose-symmetric")
+    step_in_time = np.var(np.diff(shifts[order], axis=0))
+    step_in_angle = np.var(np.diff(shifts, axis=0))
+    assert step_in_time < 0.75 * step_in_angle  # a random walk is smooth in recording order only
+
+
 def test_tilt_range_has_a_missing_wedge():
     a = tilt_angles({"start": -70, "stop": 70, "step": 2})
     assert len(a) == 71 and a[0] == -70 and a[-1] == 70
     assert np.all(np.abs(a) <= 70)  # the wedge beyond ±70° is never measured
     b = tilt_angles({"start": -60, "stop": 60, "step": 3})
     assert len(b) == 41 and b[-1] == 60
+    c = tilt_angles({"start": -70, "stop": 70, "step": 3})  # 70 is off the grid: stop at 68
+    assert c[0] == -70 and c[-1] == 68
 
 
 def test_dose_symmetric_order_starts_at_zero_and_alternates():
