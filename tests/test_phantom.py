@@ -23,6 +23,9 @@ def test_pt_fraction_and_sizes_follow_the_config(fine):
     d = np.array([q["diameter_nm"] for q in cat.particles])
     assert d.min() >= p["pt"]["diameter_nm"]["min"] and d.max() <= p["pt"]["diameter_nm"]["max"]
     assert len(d) >= 10
+    # log-normal about the configured median with the configured spread (clipping narrows it)
+    assert np.median(d) == pytest.approx(p["pt"]["diameter_nm"]["median"], rel=0.15)
+    assert 0.5 * p["pt"]["diameter_nm"]["sigma"] < np.std(np.log(d)) < 1.5 * p["pt"]["diameter_nm"]["sigma"]
 
 
 def test_every_pt_particle_sits_on_the_support(fine):
@@ -32,6 +35,10 @@ def test_every_pt_particle_sits_on_the_support(fine):
     touching = ndimage.binary_dilation(cat.material == phantom.ALUMINA)
     touched = np.unique(pt_lab[touching & (pt_lab > 0)])
     assert len(touched) == n_pt
+    # ... on it, not buried in it: about half of a particle's voxels face the pores
+    exposed = ndimage.mean(ndimage.binary_dilation(cat.material == phantom.BACKGROUND), pt_lab,
+                           np.arange(1, n_pt + 1))
+    assert np.median(exposed) > 0.35
 
 
 def test_support_is_one_porous_aggregate_of_platelets_and_rods(fine):
