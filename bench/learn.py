@@ -22,8 +22,7 @@ import torch
 from stemtomo.losses import dice_ce
 from stemtomo.models import MODELS, build_model
 from stemtomo.segmentation import segment_volume
-from stemtomo.streaming import to_device
-from stemtomo.training import augment, on_device
+from stemtomo.training import on_device, training_step
 
 
 def training_rate(name: str, device, patch: int, batch: int, base: int, depth: int,
@@ -31,19 +30,14 @@ def training_rate(name: str, device, patch: int, batch: int, base: int, depth: i
     rng = np.random.default_rng(0)
     images = on_device(rng.random((batch * 4, 1, patch, patch), dtype=np.float32), device)
     labels = on_device(rng.integers(0, 3, (batch * 4, patch, patch)).astype(np.uint8), device)
-    model = build_model(name, base=base, depth=depth).to(device).to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = build_model(name, base=base, depth=depth).to(device).to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     forward = torch.compile(model) if compile else model
 
-    def step() -> None:
+    def step() -> None:  # the training stage's own step, data pipeline included
         idx = np.sort(rng.choice(len(images), batch, replace=False))
-        x, y = augment(images[to_device(idx, images.device)], labels[to_device(idx, labels.device)],
-                       rng, 0.1)  # the training stage's own data pipeline
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = dice_ce(forward(x.to(memory_format=torch.channels_last)).float(), y)
-        loss.backward()
-        opt.step()
+        training_step(forward, opt, dice_ce, images, labels, idx, rng, 0.1, device, fmt, amp)
 
     for _ in range(3 if compile else 2):  # warm-up (and compilation)
         step()

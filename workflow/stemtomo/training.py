@@ -75,6 +75,21 @@ def on_device(array: np.ndarray, device: torch.device, share: float = 0.25) -> t
     return t.pin_memory()
 
 
+def training_step(forward, opt, loss_fn, images: torch.Tensor, labels: torch.Tensor,
+                  idx: np.ndarray, rng: np.random.Generator, jitter: float, device: torch.device,
+                  fmt: torch.memory_format, amp: bool) -> torch.Tensor:
+    """One optimiser step on the patches at `idx`: gather, augment on the device, forward,
+    backward. Returns the loss without a host sync. bench/learn.py times this same step."""
+    x, y = augment(images[to_device(idx, images.device)].to(device, non_blocking=True),
+                   labels[to_device(idx, labels.device)].to(device, non_blocking=True), rng, jitter)
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = loss_fn(forward(x.contiguous(memory_format=fmt)).float(), y)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 def hard_dice(pred: torch.Tensor, target: torch.Tensor, classes: int = 3) -> list[float]:
     """Per-class Dice of label maps over labelled pixels; 1.0 where a class is absent from both."""
     valid = target != IGNORE
@@ -185,15 +200,9 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: dict, check
         for i in tqdm(range(0, len(order), settings["batch_size"]), desc=f"epoch {epoch + 1}",
                       unit="batch", disable=not progress, leave=False):
             idx = np.sort(order[i:i + settings["batch_size"]])
-            x, y = augment(images[to_device(idx, images.device)].to(device, non_blocking=True),
-                           labels[to_device(idx, labels.device)].to(device, non_blocking=True),
-                           rng, settings["intensity_jitter"])
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = loss_fn(forward(x.contiguous(memory_format=fmt)).float(), y)
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.detach(), batches + 1  # no per-step host sync
+            loss = training_step(forward, opt, loss_fn, images, labels, idx, rng,
+                                 settings["intensity_jitter"], device, fmt, amp)
+            total, batches = total + loss, batches + 1  # no per-step host sync
         mean_loss = float(total) / max(batches, 1)  # waits for the GPU: the timing is honest
         seconds = time.perf_counter() - t0
         pred = _predict(model, val_images, device, 2 * settings["batch_size"], amp)
