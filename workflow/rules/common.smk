@@ -123,6 +123,7 @@ def evaluate_patches(wildcards):
 
 
 def evaluated_models(sample):
+    """The networks that segment this sample (and whose results are evaluated and exported)."""
     return stage_settings(config, model_source(sample), "train")["models"]
 
 
@@ -150,11 +151,11 @@ def all_outputs():
                           f=["model.pt", "history.csv", "curves.png"])
         if has_labels(model_source(s)):
             out += expand("results/{sample}/05_segment/{model}/{f}", sample=s,
-                          model=stage_settings(config, model_source(s), "train")["models"],
+                          model=evaluated_models(s),
                           f=["labels.tif", "segment.json"])
             out += expand("results/{sample}/06_evaluate/{f}", sample=s,
                           f=["metrics.csv", "metrics.md", "particles.png", "truth_particles.csv"])
             out += expand("results/{sample}/07_export/{model}/{f}", sample=s,
-                          model=stage_settings(config, model_source(s), "train")["models"],
+                          model=evaluated_models(s),
                           f=["render.png", "scene.py", "export.json"])
     return out

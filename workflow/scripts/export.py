@@ -22,8 +22,8 @@ def main(smk) -> None:
     settings = smk.params.settings
     out = Path(smk.output.json).parent
     seg = read_tiltseries(smk.input.labels)
-    labels, px = seg.data.astype(np.int64), seg.pixel_size_nm
-    export.check_input(labels, px, smk.input.labels)
+    labels, px = seg.data, seg.pixel_size_nm
+    export.check_input(labels, px, smk.input.labels)  # on the file's own dtype: no wrapped values
     volume = read_tiltseries(smk.input.volume).data.astype(np.float32)
     if volume.shape != labels.shape:
         raise InputError(smk.input.volume, f"volume {volume.shape} and labels {labels.shape} "

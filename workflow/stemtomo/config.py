@@ -108,23 +108,23 @@ def _check_between_keys(config: dict, sample: str) -> None:
         raise ConfigError(f"config samples.{sample}.simulate.tilt",
                           f"start {tilt['start']}, stop {tilt['stop']}, step {tilt['step']} give "
                           "fewer than two tilts", "make stop larger than start + step")
-    labelled = {"simulate", "labels"} & set(config["samples"][sample])
+    def require_multiples(stage: str, key: str, trained_on: str, fix: str) -> None:
+        """`stage.key` of this sample must be a multiple of 2^depth of every network trained
+        on `trained_on` (per-model depths included)."""
+        value = stage_settings(config, sample, stage)[key]
+        for model in stage_settings(config, trained_on, "train")["models"]:
+            multiple = 2 ** model_settings(config, trained_on, model)["depth"]
+            if value % multiple:
+                raise ConfigError(f"config {_key(config, sample, stage, key)}",
+                                  f"{value} is not a multiple of 2^depth = {multiple} ({model})",
+                                  fix.format(multiple=multiple))
+
+    if {"simulate", "labels"} & set(config["samples"][sample]):  # it trains networks
+        require_multiples("patches", "patch_size", sample,
+                          "use a multiple of {multiple} or a smaller train.depth")
     source = config["samples"][sample].get("models_from", sample)
-    size = stage_settings(config, sample, "patches")["patch_size"]
-    tile = stage_settings(config, sample, "segment")["tile"]
-    for model in stage_settings(config, sample, "train")["models"] if labelled else ():
-        multiple = 2 ** model_settings(config, sample, model)["depth"]
-        if size % multiple:
-            raise ConfigError(f"config {_key(config, sample, 'patches', 'patch_size')}",
-                              f"{size} is not a multiple of 2^depth = {multiple} ({model})",
-                              f"use a multiple of {multiple} or a smaller train.depth")
     if source in config["samples"]:
-        for model in stage_settings(config, source, "train")["models"]:
-            multiple = 2 ** model_settings(config, source, model)["depth"]
-            if tile % multiple:
-                raise ConfigError(f"config {_key(config, sample, 'segment', 'tile')}",
-                                  f"{tile} is not a multiple of 2^depth = {multiple} ({model})",
-                                  f"use a multiple of {multiple}")
+        require_multiples("segment", "tile", source, "use a multiple of {multiple}")
 
 
 def stages_with_overrides(schema: dict) -> list[str]:

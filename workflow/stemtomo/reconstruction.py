@@ -62,9 +62,7 @@ def sirt(projector: Projector, data: np.ndarray, iterations: int, x0: np.ndarray
             x += c_inv * p.back(r_inv * diff)
             if nonnegative:
                 np.maximum(x, 0, out=x)
-        if subsets > 1:
-            residuals.append(np.sqrt(sq) / norm)
-        elif it > 0:  # this iteration's projection was of the previous iteration's result
+        if subsets > 1 or it > 0:  # with one subset: the previous iteration's result, projected
             residuals.append(np.sqrt(sq) / norm)
     if subsets == 1 and iterations:
         residuals.append(float(np.linalg.norm(projector.forward(x) - y)) / norm)
@@ -141,8 +139,9 @@ def mlem(projector: Projector, data, iterations: int, subsets: int = 1, x0=None,
     """MLEM (Shepp & Vardi 1982) and, with subsets > 1, OSEM (Hudson & Larkin 1994) in one loop:
     x ← x · Aₛᵀ(yₛ / Aₛx) / Aₛᵀ1 for each subset s of interleaved tilts.
 
-    Needs non-negative data and a strictly positive start (a zero voxel never changes under a
-    multiplicative update). `mask` (broadcastable, 0/1) confines the volume, e.g. to a cylinder.
+    Needs non-negative data and a non-negative start with positive voxels (a zero voxel never
+    changes under a multiplicative update, so MLEM's own result continues it). `mask`
+    (broadcastable, 0/1) confines the volume, e.g. to a cylinder.
     Data may be a NumPy array or a torch CUDA tensor (with the astra-gpu projector): the loop then
     runs on the GPU without host round-trips. Residuals are ‖Ax − y‖/‖y‖ of the estimate after
     each iteration: MLEM takes it from the next iteration's projection (one more at the end);
