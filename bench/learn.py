@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 import numpy as np
 import torch
+from common import section  # bench/common.py, beside this script
 
 from stemtomo.losses import dice_ce
 from stemtomo.models import MODELS, build_model
@@ -90,13 +91,6 @@ def segment_rate(model, device, volume: np.ndarray, batch: int, amp: bool) -> fl
     return volume.size / 1e6 / (time.perf_counter() - t0)
 
 
-def measured(fn, *args, **kwargs) -> float | str:
-    try:
-        return round(fn(*args, **kwargs), 1)
-    except Exception as exc:  # noqa: BLE001 - recorded, the other figures still come
-        return f"failed: {exc}"
-
-
 def main() -> None:
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
@@ -106,25 +100,28 @@ def main() -> None:
         dict(patch=64, batch=8, base=16, depth=3, steps=5, amp=False)
     out = {"benchmark": "learn", "device": torch.cuda.get_device_name() if gpu else "cpu",
            "torch": torch.__version__, "config": cfg}
-    out["training_patches_per_s"] = {m: measured(training_rate, m, device, **cfg) for m in MODELS}
+    out["training_patches_per_s"] = rates = {}
+    for m in MODELS:
+        section(rates, m, training_rate, m, device, **cfg)
     if gpu:  # compilation takes ~20-40 s per network on an H100/H200
-        out["training_patches_per_s_compiled"] = {
-            m: measured(training_rate, m, device, **cfg, compile=True) for m in MODELS}
+        out["training_patches_per_s_compiled"] = rates = {}
+        for m in MODELS:
+            section(rates, m, training_rate, m, device, **cfg, compile=True)
     side, batch = (1024, 8) if gpu else (128, 2)
     model = build_model("unet", base=cfg["base"], depth=cfg["depth"]).to(device).eval()
     model = model.to(memory_format=torch.channels_last if gpu else torch.contiguous_format)
-    out["inference_model_only_mvoxel_per_s"] = measured(inference_rate, model, device, side, batch, gpu)
+    section(out, "inference_model_only_mvoxel_per_s", inference_rate, model, device, side, batch, gpu)
     volume = np.random.default_rng(1).random((side if gpu else 32, side, side), dtype=np.float32)
     out["segment_volume"] = list(volume.shape)
-    out["segment_mvoxel_per_s"] = measured(segment_rate, model, device, volume, batch, gpu)
-    out["segment_pipeline_only_mvoxel_per_s"] = measured(
-        segment_rate, Pointwise(model.multiple).to(device).eval(), device, volume, batch, gpu)
+    section(out, "segment_mvoxel_per_s", segment_rate, model, device, volume, batch, gpu)
+    section(out, "segment_pipeline_only_mvoxel_per_s", segment_rate,
+            Pointwise(model.multiple).to(device).eval(), device, volume, batch, gpu)
     if gpu:
         compiled = torch.compile(model)
-        out["inference_model_only_compiled_mvoxel_per_s"] = measured(
-            inference_rate, compiled, device, side, batch, gpu)
-        out["segment_compiled_mvoxel_per_s"] = measured(segment_rate, compiled, device, volume,
-                                                        batch, gpu)
+        section(out, "inference_model_only_compiled_mvoxel_per_s", inference_rate, compiled,
+                device, side, batch, gpu)
+        section(out, "segment_compiled_mvoxel_per_s", segment_rate, compiled, device, volume,
+                batch, gpu)
     print(json.dumps(out))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 import numpy as np
+from common import section  # bench/common.py, beside this script
 from scipy import ndimage
 
 from stemtomo.device import gpu_available
@@ -153,16 +154,6 @@ def kernel_ms(n: int = 512, repeats: int = 5) -> dict:
     data = proj.clone()
     return {"volume": [n, n, n], "fp_ms": ms(lambda: p.forward(vol)), "bp_ms": ms(lambda: p.back(proj)),
             "mlem_1_iteration_with_sensitivity_ms": ms(lambda: mlem(p, data, 1))}
-
-
-def section(out: dict, key: str, fn, *args) -> None:
-    """Run one measurement; a failure is recorded, not fatal, so one call yields every figure."""
-    t0 = time.perf_counter()
-    try:
-        out[key] = fn(*args)
-    except Exception as exc:  # noqa: BLE001 - the report names it
-        out[key] = f"failed: {type(exc).__name__}: {exc}"
-    print(f"{key}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def cpu_rates() -> dict:
