@@ -12,6 +12,7 @@ import numpy as np
 
 from stemtomo import export, io, vtkio
 from stemtomo.errors import InputError
+from stemtomo.patches import intensity_range
 from stemtomo.readers import read_tiltseries
 from stemtomo.runner import run_rule
 
@@ -33,8 +34,7 @@ def main(smk) -> None:
                                          settings["max_triangles"])
     export.write_meshes(out, meshes)
     vtkio.write_vti(smk.output.volume, volume, px, "density")
-    lo, hi = (float(v) for v in np.percentile(volume, [1, 99.9]))
-    export.write_scene(Path(smk.output.scene), (lo, hi), settings["turntable_frames"])
+    export.write_scene(Path(smk.output.scene), intensity_range(volume), settings["turntable_frames"])
     mesh_seconds = time.perf_counter() - t0
     for stale in out.glob(Path(smk.output.render).stem + "_[0-9][0-9][0-9].png"):
         stale.unlink()  # turntable frames of an earlier run: this one writes its own
