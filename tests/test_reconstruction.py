@@ -64,8 +64,9 @@ def test_mlem_rejects_a_zero_start_and_negative_or_nan_data(data):
         mlem(proj, y, 2, x0=np.zeros(proj.volume_shape))
     # MLEM's own result (exact zeros included) is a valid start: warm starts continue it.
     first = mlem(proj, y, 3)
-    assert (first.volume == 0).any() or first.volume.min() >= 0
-    more = mlem(proj, y, 3, x0=first.volume)
+    start = first.volume.copy()
+    start[0, 0, 0] = 0.0  # as MLEM itself leaves voxels no ray supports
+    more = mlem(proj, y, 3, x0=start)
     assert more.residuals[-1] < first.residuals[-1]
     with pytest.raises(ValueError, match="non-negative"):
         mlem(proj, y - 1000, 2)
