@@ -16,11 +16,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 import numpy as np
+from common import settings
 from scipy import ndimage
 
-from stemtomo.align import align_tiltseries, apply_alignment
-from stemtomo.config import validate_config
-from stemtomo.simulate import simulate
+from stemtomo.align.settings import AlignSettings
+from stemtomo.align.stage import align_tiltseries, apply_alignment
+from stemtomo.core.config import validate_config
+from stemtomo.simulate.acquisition import simulate
+from stemtomo.simulate.settings import SimulateSettings
 
 
 def main() -> None:
@@ -29,13 +32,11 @@ def main() -> None:
         "size": size, "pixel_size_nm": 0.2 * 512 / size, "oversample": 1,
         "tilt": {"start": -76, "stop": 76, "step": 2}}}}})
     t0 = time.perf_counter()
-    sim = simulate(cfg["samples"]["b"]["simulate"])
+    sim = simulate(SimulateSettings.from_section(cfg["samples"]["b"]["simulate"]))
     stack = np.stack([ndimage.zoom(im, up, order=1) for im in sim.tiltseries]).astype(np.float32)
     t_sim = time.perf_counter() - t0
-    settings = validate_config({"samples": {"b": {"simulate": {}}},
-                                "align": {"projection_matching": False}})["align"]
     t1 = time.perf_counter()
-    res = align_tiltseries(stack, sim.angles, settings)
+    res = align_tiltseries(stack, sim.angles, settings(AlignSettings, projection_matching=False))
     t2 = time.perf_counter()
     aligned, _ = apply_alignment(stack, res, threads=os.cpu_count() or 1)
     t3 = time.perf_counter()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 
 def section(out: dict, key: str, fn, *args, **kwargs) -> None:
@@ -16,3 +19,11 @@ def section(out: dict, key: str, fn, *args, **kwargs) -> None:
     except Exception as exc:  # noqa: BLE001 - the report names it
         out[key] = f"failed: {type(exc).__name__}: {exc}"
     print(f"{key}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+def settings(cls, **overrides):
+    """A stage's typed settings from the schema's defaults and `overrides` (as the rules get them)."""
+    from stemtomo.core.config import validate_config
+
+    cfg = validate_config({"samples": {"b": {"simulate": {}}}, cls.SCHEMA: overrides})
+    return cls.from_section(cfg[cls.SCHEMA])

@@ -18,12 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 import numpy as np
 import torch
-from common import section  # bench/common.py, beside this script
+from common import section, settings  # bench/common.py, beside this script
 
-from stemtomo.losses import dice_ce
-from stemtomo.models import MODELS, build_model
-from stemtomo.segmentation import segment_volume
-from stemtomo.training import on_device, training_step
+from stemtomo.core.labels import MODELS
+from stemtomo.learn.losses import dice_ce
+from stemtomo.learn.models import build_model
+from stemtomo.learn.segmentation import segment_volume
+from stemtomo.learn.settings import SegmentSettings
+from stemtomo.learn.training import on_device, training_step
 
 
 def training_rate(name: str, device, patch: int, batch: int, base: int, depth: int,
@@ -84,10 +86,11 @@ class Pointwise(torch.nn.Module):
 def segment_rate(model, device, volume: np.ndarray, batch: int, amp: bool) -> float:
     """End-to-end `segment_volume` Mvoxel/s (labels only, the rule's default output), after a
     warm-up on a few slices of the same size (compilation, cuDNN autotuning)."""
-    run = dict(batch=batch, amp=amp, probabilities=False)
-    segment_volume(volume[:batch], model, 1, model.multiple, device, **run)
+    run = {"channels": 1, "multiple": model.multiple, "amp": amp}
+    options = settings(SegmentSettings, batch_size=batch, probabilities=False)
+    segment_volume(volume[:batch], model, device, options, **run)
     t0 = time.perf_counter()
-    segment_volume(volume, model, 1, model.multiple, device, **run)
+    segment_volume(volume, model, device, options, **run)
     return volume.size / 1e6 / (time.perf_counter() - t0)
 
 

@@ -21,9 +21,9 @@ import numpy as np
 from common import section  # bench/common.py, beside this script
 from scipy import ndimage
 
-from stemtomo.device import gpu_available
-from stemtomo.projectors import make_projector
-from stemtomo.reconstruction import mlem
+from stemtomo.core.device import gpu_available
+from stemtomo.tomo.algorithms import mlem
+from stemtomo.tomo.projectors import make_projector
 
 ANGLES = np.arange(-70, 71, 2.0)
 
@@ -111,21 +111,21 @@ def large_volume(card_gb: float = 80.0) -> dict:
     """2048 × 2048 detector, 1024 px thick: must complete on one 80 GB GPU by chunking rows. On a
     larger card the memory fraction is scaled so that chunks are sized as on an 80 GB one."""
     import torch
+    from common import settings
 
-    from stemtomo.config import validate_config
-    from stemtomo.reconstruction import reconstruct
+    from stemtomo.recon.reconstruct import reconstruct
+    from stemtomo.recon.settings import ReconstructSettings
 
     rng = np.random.default_rng(0)
     stack = rng.random((len(ANGLES), 2048, 2048), dtype=np.float32)
     free = torch.cuda.mem_get_info()[0]
     fraction = min(0.8, 0.8 * card_gb * 1e9 / free)
-    settings = validate_config({"samples": {"b": {"simulate": {}}}, "reconstruct": {
-        "iterations": 3, "height": 1024, "backend": "astra-gpu",
-        "max_memory_fraction": fraction}})["reconstruct"]
+    recon = settings(ReconstructSettings, iterations=3, height=1024, backend="astra-gpu",
+                     max_memory_fraction=fraction)
     base = torch.cuda.mem_get_info()[1] - free
     with PeakGPUMemory() as peak:
         t0 = time.perf_counter()
-        volume, rec = reconstruct(stack, ANGLES, settings)
+        volume, rec = reconstruct(stack, ANGLES, recon)
         seconds = time.perf_counter() - t0
     return {"shape_zyx": list(volume.shape), "emulated_card_gb": card_gb,
             "max_memory_fraction": round(fraction, 3), "chunks": rec["chunks"],

@@ -7,16 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from conftest import simulate_params
-from stemtomo import geometry, raytrace
-from stemtomo.align import align_tiltseries, apply_alignment, integer_chain
-from stemtomo.config import validate_config
-from stemtomo.errors import InputError
-from stemtomo.simulate import simulate
+from conftest import simulate_params, stage
+from stemtomo.align.settings import AlignSettings
+from stemtomo.align.stage import align_tiltseries, apply_alignment
+from stemtomo.align.translations import integer_chain
+from stemtomo.core import geometry
+from stemtomo.core.errors import InputError
+from stemtomo.simulate.acquisition import simulate
+from stemtomo.tomo import joseph
 
 
-def settings(**overrides) -> dict:
-    return validate_config({"samples": {"t": {"simulate": {}}}, "align": overrides})["align"]
+def settings(**overrides) -> AlignSettings:
+    return stage(AlignSettings, **overrides)
 
 
 def errors(sim, result) -> dict:
@@ -76,7 +78,7 @@ def test_projection_matching_reaches_the_target(phantom, matched):
 def test_aligned_series_matches_the_truth_frame(phantom, matched):
     """Applied once to the noise-free data, the alignment reproduces the truth's projections."""
     aligned, fills = apply_alignment(phantom.expected - 20.0, matched)
-    reproj = raytrace.project(phantom.density, phantom.angles)
+    reproj = joseph.project(phantom.density, phantom.angles)
     corr = [np.corrcoef(a.ravel(), r.ravel())[0, 1] for a, r in zip(aligned, reproj, strict=True)]
     assert min(corr) > 0.97
     assert len(fills) == len(aligned) and all(abs(f) < 5 for f in fills)

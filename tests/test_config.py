@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stemtomo.config import check_files, load_schema, model_settings, stage_settings, validate_config
-from stemtomo.errors import ConfigError
+from stemtomo.core.config import check_files, load_schema, model_settings, stage_settings, validate_config
+from stemtomo.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

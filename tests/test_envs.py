@@ -53,8 +53,33 @@ def rule_blocks() -> list[tuple[str, Path, dict[str, str]]]:
     return out
 
 
+def _module_file(dotted: str) -> list[Path]:
+    """The files that importing stemtomo module `dotted` (e.g. stemtomo.align.stage) runs: each
+    package's __init__ on the way and the module itself."""
+    parts = dotted.split(".")[1:]
+    files, here = [LIB / "__init__.py"], LIB
+    for p in parts:
+        if (here / p / "__init__.py").exists():
+            here = here / p
+            files.append(here / "__init__.py")
+        elif (here / f"{p}.py").exists():
+            files.append(here / f"{p}.py")
+            break
+        else:
+            break
+    return files
+
+
+def _stemtomo_name(path: Path, node: ast.ImportFrom) -> str:
+    """Absolute dotted name of a relative import inside the library."""
+    package = path.relative_to(LIB.parent).with_suffix("").parts[:-1]  # __init__ too
+    base = list(package[:len(package) - node.level + 1])
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def third_party_imports(script: Path) -> set[str]:
-    """Top-level third-party modules imported by a script and the stemtomo modules it reaches."""
+    """Top-level third-party modules imported by a script and the stemtomo modules it reaches
+    (package __init__ files included); local helper modules beside the script are followed too."""
     stdlib = set(sys.stdlib_module_names)
     seen: set[Path] = set()
     found: set[str] = set()
@@ -71,18 +96,19 @@ def third_party_imports(script: Path) -> set[str]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:  # relative import inside stemtomo
-                    base = node.module.split(".")[0] if node.module else None
-                    targets = [base] if base else [a.name for a in node.names]
-                    todo += [LIB / f"{t}.py" for t in targets if (LIB / f"{t}.py").exists()]
+                    base = _stemtomo_name(path, node)
+                    todo += _module_file(base)
+                    todo += [f for a in node.names for f in _module_file(f"{base}.{a.name}")]
                     continue
                 names = [node.module]
-                if node.module == "stemtomo":
-                    todo += [LIB / f"{a.name}.py" for a in node.names if (LIB / f"{a.name}.py").exists()]
+                if node.module.split(".")[0] == "stemtomo":
+                    todo += [f for a in node.names for f in _module_file(f"{node.module}.{a.name}")]
             for name in names:
                 top = name.split(".")[0]
                 if top == "stemtomo":
-                    sub = name.split(".")[1:2]
-                    todo += [LIB / f"{sub[0]}.py"] if sub else [LIB / "__init__.py"]
+                    todo += _module_file(name)
+                elif (script.parent / f"{top}.py").exists() and top != script.stem:
+                    todo.append(script.parent / f"{top}.py")  # e.g. scripts/_libpath.py
                 elif top not in stdlib and top not in SNAKEMAKE_SIDE:
                     found.add(top)
     return found
@@ -141,7 +167,7 @@ def test_envs_with_pytorch_take_the_cuda_build(env):
 
 
 def test_import_scanner_follows_library_modules_and_lazy_imports():
-    # mrcfile and tifffile are imported inside functions of readers/io; tqdm via raytrace.
+    # mrcfile and tifffile are imported inside functions of readers/io; tqdm via tomo.joseph.
     assert {"numpy", "tifffile", "mrcfile", "matplotlib"} <= third_party_imports(
         ROOT / "workflow" / "scripts" / "import.py")
     assert {"scipy", "tqdm"} <= third_party_imports(ROOT / "workflow" / "scripts" / "simulate.py")
@@ -149,5 +175,13 @@ def test_import_scanner_follows_library_modules_and_lazy_imports():
 
 def test_scanner_flags_an_unmapped_import(tmp_path):
     script = tmp_path / "s.py"
-    script.write_text("import os\nimport h5py\nfrom stemtomo import geometry\n")
+    script.write_text("import os\nimport h5py\nfrom stemtomo.core import geometry\n")
     assert third_party_imports(script) == {"h5py", "numpy", "scipy"}
+
+
+def test_scanner_follows_relative_imports_across_subpackages():
+    # align.stage reaches tomo.projectors (relative, two levels up) and through it nothing heavy
+    # at module level, but tomo.algorithms imports tqdm and core.geometry scipy.
+    found = third_party_imports(LIB / "align" / "stage.py")
+    assert {"numpy", "scipy", "tqdm"} <= found
+    assert {"torch", "astra"} <= found  # lazily, inside the GPU projector

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import sphere
-from stemtomo import evaluation as ev
-from stemtomo import figures
+from stemtomo.evaluate import figures, report
+from stemtomo.evaluate import metrics as ev
+from stemtomo.evaluate import particles as pa
 
 
 def test_metrics_count_labelled_voxels_only_and_follow_the_absent_class_rule():
@@ -80,7 +81,7 @@ def particle_scene():
 
 
 def test_particles_have_the_right_count_size_centroid_and_contact():
-    p = ev.particles(particle_scene(), voxel_nm=0.5)
+    p = pa.particles(particle_scene(), voxel_nm=0.5)
     assert len(p.table) == 3
     by_z = sorted(p.table, key=lambda r: r["z_nm"])
     for row, (z, radius, touching) in zip(by_z, [(10, 4, False), (20, 6, True), (30, 5, False)],
@@ -94,7 +95,7 @@ def test_particles_have_the_right_count_size_centroid_and_contact():
 def test_diagonal_contact_does_not_merge_particles():
     labels = np.zeros((4, 4, 4), np.uint8)
     labels[1, 1, 1] = labels[2, 2, 2] = 2
-    assert len(ev.particles(labels, 1.0).table) == 2
+    assert len(pa.particles(labels, 1.0).table) == 2
 
 
 def test_particle_detection_matches_by_overlap_one_to_one():
@@ -104,13 +105,13 @@ def test_particle_detection_matches_by_overlap_one_to_one():
     pred[sphere(truth.shape, (20, 31, 25), 6)] = 2   # the big one, slightly moved
     pred[sphere(truth.shape, (30, 45, 45), 2)] = 2   # the third, under-segmented
     pred[sphere(truth.shape, (5, 50, 10), 2)] = 2    # a false particle
-    t, p = ev.particles(truth, 1.0), ev.particles(pred, 1.0)
-    d = ev.match_particles(p, t)
+    t, p = pa.particles(truth, 1.0), pa.particles(pred, 1.0)
+    d = pa.match_particles(p, t)
     assert (d["particles_pred"], d["particles_true"], d["particles_matched"]) == (3, 3, 2)
     assert d["detection_precision"] == pytest.approx(2 / 3)
     assert d["detection_recall"] == pytest.approx(2 / 3) and d["detection_f1"] == pytest.approx(2 / 3)
     # restricted to slices 15–40: the false particle (z=5) and the truth at z=10 drop out
-    r = ev.match_particles(p, t, (15, 40), 1.0)
+    r = pa.match_particles(p, t, (15, 40), 1.0)
     assert (r["particles_pred"], r["particles_true"], r["detection_precision"]) == (2, 2, 1.0)
 
 
@@ -119,32 +120,32 @@ def test_detection_f1_is_zero_when_nothing_matches_and_undefined_with_no_particl
     truth[sphere(truth.shape, (5, 5, 5), 2)] = 2
     pred[sphere(truth.shape, (14, 14, 14), 2)] = 2
     none = np.zeros_like(truth)
-    t, p, n = (ev.particles(v, 1.0) for v in (truth, pred, none))
-    assert ev.match_particles(p, t)["detection_f1"] == 0.0      # a false one, a missed one
-    assert ev.match_particles(n, t)["detection_f1"] == 0.0      # nothing found
-    assert ev.match_particles(p, n)["detection_f1"] == 0.0      # only false particles
-    assert np.isnan(ev.match_particles(n, n)["detection_f1"])   # nothing to find, nothing found
+    t, p, n = (pa.particles(v, 1.0) for v in (truth, pred, none))
+    assert pa.match_particles(p, t)["detection_f1"] == 0.0      # a false one, a missed one
+    assert pa.match_particles(n, t)["detection_f1"] == 0.0      # nothing found
+    assert pa.match_particles(p, n)["detection_f1"] == 0.0      # only false particles
+    assert np.isnan(pa.match_particles(n, n)["detection_f1"])   # nothing to find, nothing found
 
 
 def test_region_is_the_validation_slab_or_the_whole_volume():
-    assert ev.evaluation_region(100, [52, 60, 69])[0] == (52, 70)
-    assert ev.evaluation_region(100, None)[0] == (0, 100)
+    assert report.evaluation_region(100, [52, 60, 69])[0] == (52, 70)
+    assert report.evaluation_region(100, None)[0] == (0, 100)
     truth = np.zeros((10, 4, 4), np.uint8)
     truth[:] = 255
     truth[[3, 5, 7]] = 0
     truth[5, 0, 0] = 2
-    assert ev.error_slices(truth, (2, 9), count=2) == [3, 5]
+    assert report.error_slices(truth, (2, 9), count=2) == [3, 5]
 
 
 def test_volume_fractions_ignore_unlabelled_voxels():
     labels = np.array([0, 1, 1, 2, 255, 255], np.uint8)
-    assert ev.volume_fractions(labels) == {"fraction_background": 0.25, "fraction_alumina": 0.5,
+    assert report.volume_fractions(labels) == {"fraction_background": 0.25, "fraction_alumina": 0.5,
                                            "fraction_pt": 0.25}
 
 
 def test_table1_has_the_seed_layout():
     m = ev.class_metrics(particle_scene()[:3], particle_scene()[:3], 1.0)
-    md = ev.table1_markdown({"unet": m, "attention_unet": m}, "validation slab z = 0–2")
+    md = report.table1_markdown({"unet": m, "attention_unet": m}, "validation slab z = 0–2")
     lines = md.splitlines()
     assert "| Model | γ-Alumina | Pt NPs | Background/pores |" in lines
     assert "| unet | 1.000 | — | 1.000 |" in lines  # Pt absent from both: no score

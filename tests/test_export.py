@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import sphere
-from stemtomo import export, vtkio
-from stemtomo import surfaces as sf
-from stemtomo.errors import InputError
-from stemtomo.evaluation import particles
+from stemtomo.core.errors import InputError
+from stemtomo.evaluate.particles import particles
+from stemtomo.export import meshes as export
+from stemtomo.export import scene, vtkio
+from stemtomo.export import surfaces as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,11 +183,11 @@ def rendered(tmp_path, env, turntable: int = 0) -> tuple[np.ndarray, str]:
     meshes, _ = export.build_meshes(labels, 0.5, 10, 10**6)
     export.write_meshes(tmp_path, meshes)
     vtkio.write_vti(tmp_path / "volume.vti", labels.astype(np.float32), 0.5, "density")
-    export.write_scene(tmp_path / "scene.py", (0.0, 2.0), turntable)
+    scene.write_scene(tmp_path / "scene.py", (0.0, 2.0), turntable)
     old = dict(os.environ)
     os.environ.update(env)
     try:
-        renderer = export.render(tmp_path / "scene.py", tmp_path / "render.png", (320, 240),
+        renderer = scene.render(tmp_path / "scene.py", tmp_path / "render.png", (320, 240),
                                  timeout=300, turntable=turntable)
     finally:
         os.environ.clear()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stemtomo import geometry
+from stemtomo.core import geometry
 
 
 def blob(shape, centre_yx, sigma=2.0):

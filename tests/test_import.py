@@ -8,10 +8,10 @@ import pytest
 import tifffile
 
 from conftest import import_settings
-from stemtomo import io
-from stemtomo.errors import InputError
-from stemtomo.importer import import_tiltseries
-from stemtomo.readers import RawSeries, read_angle_file, read_tiltseries
+from stemtomo.core import io
+from stemtomo.core.errors import InputError
+from stemtomo.core.readers import RawSeries, read_angle_file, read_tiltseries
+from stemtomo.prep.importer import import_tiltseries
 
 N, H, W = 9, 24, 32
 ANGLES = np.linspace(-60, 60, N)

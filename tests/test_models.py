@@ -6,13 +6,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stemtomo.losses import IGNORE, dice_ce, focal, make_loss, soft_dice, tversky, weighted_ce  # noqa: E402
-from stemtomo.models import MODELS, AttentionGate, build_model  # noqa: E402
+from stemtomo.core.labels import IGNORE, MODELS  # noqa: E402
+from stemtomo.learn.losses import dice_ce, focal, make_loss, soft_dice, tversky, weighted_ce  # noqa: E402
+from stemtomo.learn.models import ARCHITECTURES, AttentionGate, build_model  # noqa: E402
 
 torch.set_num_threads(2)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+def test_every_named_network_has_an_architecture():
+    assert tuple(ARCHITECTURES) == MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_output_shape_and_gradient_flow(name):
     torch.manual_seed(0)
     model = build_model(name, in_channels=3, classes=3, base=4, depth=2)

@@ -5,21 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stemtomo.config import validate_config
-from stemtomo.errors import InputError
-from stemtomo.patches import (
-    IGNORE,
-    check_labels,
-    extract,
-    normalise,
-    sample,
-    simulate_annotation,
-    split_slices,
-)
+from conftest import stage
+from stemtomo.core.errors import InputError
+from stemtomo.core.intensity import Normalisation
+from stemtomo.core.labels import IGNORE
+from stemtomo.learn.patches import check_labels, extract, sample, simulate_annotation, split_slices
+from stemtomo.learn.settings import PatchSettings
 
 
-def settings(**overrides) -> dict:
-    return validate_config({"samples": {"t": {"simulate": {}}}, "patches": overrides})["patches"]
+def settings(**overrides) -> PatchSettings:
+    return stage(PatchSettings, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +88,7 @@ def test_extract_records_disjoint_slabs_and_statistics(toy):
 
 def test_normalisation_maps_percentiles(toy):
     volume, _ = toy
-    norm, (lo, hi) = normalise(volume)
+    norm = Normalisation.of(volume).apply(volume)
     assert np.percentile(norm, 1) == pytest.approx(0, abs=1e-6)
     assert np.percentile(norm, 99.9) == pytest.approx(1, abs=1e-6)
 

@@ -5,27 +5,27 @@ import pytest
 from scipy import ndimage
 
 from conftest import simulate_params
-from stemtomo import phantom
+from stemtomo.simulate import phantom
 
 
 @pytest.fixture(scope="module")
 def fine():
     p = simulate_params()
-    n, voxel = p["size"] * p["oversample"], p["pixel_size_nm"] / p["oversample"]
-    return phantom.build_catalyst(n, voxel, p["support"], p["pt"], np.random.default_rng(3)), p
+    n, voxel = p.size * p.oversample, p.pixel_size_nm / p.oversample
+    return phantom.build_catalyst(n, voxel, p.support, p.pt, np.random.default_rng(3)), p
 
 
 def test_pt_fraction_and_sizes_follow_the_config(fine):
     cat, p = fine
     frac = np.mean(cat.material == phantom.PT)
     assert 0.002 <= frac <= 0.005, frac  # real catalysts: 0.2-0.5 % of voxels
-    assert frac >= p["pt"]["volume_fraction"] * 0.95
+    assert frac >= p.pt.volume_fraction * 0.95
     d = np.array([q["diameter_nm"] for q in cat.particles])
-    assert d.min() >= p["pt"]["diameter_nm"]["min"] and d.max() <= p["pt"]["diameter_nm"]["max"]
+    assert d.min() >= p.pt.diameter_nm.min and d.max() <= p.pt.diameter_nm.max
     assert len(d) >= 10
     # log-normal about the configured median with the configured spread (clipping narrows it)
-    assert np.median(d) == pytest.approx(p["pt"]["diameter_nm"]["median"], rel=0.15)
-    assert 0.5 * p["pt"]["diameter_nm"]["sigma"] < np.std(np.log(d)) < 1.5 * p["pt"]["diameter_nm"]["sigma"]
+    assert np.median(d) == pytest.approx(p.pt.diameter_nm.median, rel=0.15)
+    assert 0.5 * p.pt.diameter_nm.sigma < np.std(np.log(d)) < 1.5 * p.pt.diameter_nm.sigma
 
 
 def test_every_pt_particle_sits_on_the_support(fine):
@@ -61,12 +61,12 @@ def test_support_is_one_porous_aggregate_of_platelets_and_rods(fine):
 
 def test_surface_is_rough():
     p = simulate_params()
-    n, voxel = 96, p["pixel_size_nm"] / p["oversample"]
-    support = dict(p["support"], porosity=0.0)
+    n, voxel = 96, p.pixel_size_nm / p.oversample
+    support = p.support.replace(porosity=0.0)
 
     def surface_area(roughness):
-        s = dict(support, roughness=roughness)
-        cat = phantom.build_catalyst(n, voxel, s, dict(p["pt"], volume_fraction=1e-6),
+        s = support.replace(roughness=roughness)
+        cat = phantom.build_catalyst(n, voxel, s, p.pt.replace(volume_fraction=1e-6),
                                      np.random.default_rng(5))
         solid = cat.material > 0
         return (solid & ~ndimage.binary_erosion(solid)).sum() / solid.sum()
@@ -76,7 +76,7 @@ def test_surface_is_rough():
 
 def test_same_seed_same_phantom_other_seed_other():
     p = simulate_params()
-    a, b, c = (phantom.build_catalyst(64, 0.4, p["support"], p["pt"], np.random.default_rng(s))
+    a, b, c = (phantom.build_catalyst(64, 0.4, p.support, p.pt, np.random.default_rng(s))
                for s in (1, 1, 2))
     assert np.array_equal(a.material, b.material)
     assert not np.array_equal(a.material, c.material)

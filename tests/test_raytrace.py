@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from stemtomo import raytrace
-from stemtomo.geometry import centre
+from stemtomo.core.geometry import centre
+from stemtomo.tomo import joseph
 
 
 def profile_centroid(p):
@@ -17,7 +17,7 @@ def test_blob_projects_to_x_cos_plus_z_sin(angle):
     zz, xx = np.mgrid[:nz, :nx]
     g = np.exp(-((zz - centre(nz) - z) ** 2 + (xx - centre(nx) - x) ** 2) / (2 * 1.5**2))
     vol = g[:, None, :].astype(np.float32)
-    proj = raytrace.project(vol, np.array([angle]))[0, 0]
+    proj = joseph.project(vol, np.array([angle]))[0, 0]
     th = np.deg2rad(angle)
     expected = x * np.cos(th) + z * np.sin(th) + centre(nx)
     assert profile_centroid(proj) == pytest.approx(expected, abs=0.02)
@@ -28,7 +28,7 @@ def test_mass_is_conserved_and_ball_chord_is_its_diameter():
     n, r = 64, 14.0
     z, y, x = np.mgrid[:n, :n, :n] - centre(n)
     ball = (z**2 + y**2 + x**2 <= r * r).astype(np.float32)
-    proj = raytrace.project(ball, np.array([0.0, 30.0, 60.0, -80.0]))
+    proj = joseph.project(ball, np.array([0.0, 30.0, 60.0, -80.0]))
     np.testing.assert_allclose(proj.sum(axis=(1, 2)), ball.sum(), rtol=1e-4)
     c = int(centre(n))
     chord = proj[:, c, c - 1: c + 2].mean(axis=1)  # rays through the centre
@@ -37,6 +37,6 @@ def test_mass_is_conserved_and_ball_chord_is_its_diameter():
 
 def test_voxel_length_scales_the_integral():
     vol = np.ones((8, 2, 8), dtype=np.float32)
-    a = raytrace.project(vol, np.array([0.0]))
-    b = raytrace.project(vol, np.array([0.0]), voxel_length=0.25)
+    a = joseph.project(vol, np.array([0.0]))
+    b = joseph.project(vol, np.array([0.0]), voxel_length=0.25)
     np.testing.assert_allclose(b, a * 0.25)

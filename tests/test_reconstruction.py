@@ -7,27 +7,20 @@ import importlib.util
 import numpy as np
 import pytest
 
-from conftest import simulate_params
-from stemtomo import geometry
-from stemtomo.config import validate_config
-from stemtomo.device import gpu_available
-from stemtomo.errors import InputError
-from stemtomo.projectors import make_projector, parallel3d_vectors
-from stemtomo.reconstruction import (
-    combine_residuals,
-    cylinder_mask,
-    fbp,
-    interleaved_subsets,
-    mlem,
-    reconstruct,
-    sirt,
-)
-from stemtomo.simulate import simulate
-from stemtomo.slabs import slab_rows
+from conftest import simulate_params, stage
+from stemtomo.core import geometry
+from stemtomo.core.device import gpu_available
+from stemtomo.core.errors import InputError
+from stemtomo.core.slabs import slab_rows
+from stemtomo.recon.reconstruct import combine_residuals, reconstruct
+from stemtomo.recon.settings import ReconstructSettings
+from stemtomo.simulate.acquisition import simulate
+from stemtomo.tomo.algorithms import cylinder_mask, fbp, interleaved_subsets, mlem, sirt
+from stemtomo.tomo.projectors import make_projector, parallel3d_vectors
 
 
-def settings(**overrides) -> dict:
-    return validate_config({"samples": {"t": {"simulate": {}}}, "reconstruct": overrides})["reconstruct"]
+def settings(**overrides) -> ReconstructSettings:
+    return stage(ReconstructSettings, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +210,7 @@ def test_memory_chunks_give_the_same_volume(data):
     stack, sim = data
     s = settings(algorithm="osem", iterations=3)
     whole, rec = reconstruct(stack, sim.angles, s)
-    chunked, crec = reconstruct(stack, sim.angles, dict(s, max_memory_fraction=1e-12))
+    chunked, crec = reconstruct(stack, sim.angles, s.replace(max_memory_fraction=1e-12))
     assert crec["chunks"] == stack.shape[1] and rec["chunks"] == 1
     assert np.array_equal(whole, chunked)
     np.testing.assert_allclose(crec["residuals"], rec["residuals"], rtol=1e-5)
@@ -226,7 +219,7 @@ def test_memory_chunks_give_the_same_volume(data):
 def test_mrc_output_round_trips(tmp_path):
     import mrcfile
 
-    from stemtomo import io
+    from stemtomo.core import io
 
     vol = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
     io.write_mrc(tmp_path / "v.mrc", vol, 0.4)
@@ -241,8 +234,8 @@ def test_mrc_output_round_trips(tmp_path):
 def test_tomopy_matches_the_projector_loop(data, algorithm):
     stack, sim = data
     s = settings(algorithm=algorithm, iterations=20)
-    t, rec = reconstruct(stack[:, 24:40], sim.angles, dict(s, backend="tomopy"))
-    j, _ = reconstruct(stack[:, 24:40], sim.angles, dict(s, backend="joseph-cpu"))
+    t, rec = reconstruct(stack[:, 24:40], sim.angles, s.replace(backend="tomopy"))
+    j, _ = reconstruct(stack[:, 24:40], sim.angles, s.replace(backend="joseph-cpu"))
     assert rec["backend"] == "tomopy" and t.shape == j.shape
     assert corr(t, j) > 0.95
 

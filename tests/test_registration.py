@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from stemtomo import geometry, io
-from stemtomo.registration import bandpass, fourier_shift, register, taper
+from stemtomo.align.registration import bandpass, fourier_shift, register, taper
+from stemtomo.core import geometry, io
 
 
 def texture(shape, seed=0, sigma=3.0):

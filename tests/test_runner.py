@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from stemtomo.errors import InputError
-from stemtomo.runner import run_rule
+from stemtomo.core.errors import InputError
+from stemtomo.core.runner import run_rule
 
 
 @pytest.fixture

@@ -7,10 +7,22 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stemtomo.models import build_model  # noqa: E402
-from stemtomo.segmentation import labels_from_scores, load_model, segment_volume  # noqa: E402
+from conftest import stage  # noqa: E402
+from stemtomo.learn.modelfile import load_model, save_model  # noqa: E402
+from stemtomo.learn.models import build_model  # noqa: E402
+from stemtomo.learn.segmentation import labels_from_scores, segment_volume  # noqa: E402
+from stemtomo.learn.settings import SegmentSettings, TrainSettings  # noqa: E402
+from stemtomo.learn.training import TrainResult  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+def seg(volume, model, channels, multiple, device, batch=4, probabilities=True, amp=False,
+        z_range=None, block_voxels=2**26, **overrides):
+    """segment_volume with the schema's segment defaults and `overrides` (tile, overlap, tta)."""
+    settings = stage(SegmentSettings, batch_size=batch, probabilities=probabilities, **overrides)
+    return segment_volume(volume, model, device, settings, channels=channels, multiple=multiple,
+                          amp=amp, z_range=z_range, block_voxels=block_voxels)
 
 
 class Threshold(torch.nn.Module):
@@ -36,7 +48,7 @@ def volume_and_truth(shape=(6, 50, 46), seed=0):
 @pytest.mark.parametrize("tta", [False, True])
 def test_labels_come_back_cropped_and_in_place(tta):
     volume, truth = volume_and_truth()
-    labels, probs = segment_volume(volume, Threshold(1), 1, 8, torch.device("cpu"), batch=4, tta=tta)
+    labels, probs = seg(volume, Threshold(1), 1, 8, torch.device("cpu"), batch=4, tta=tta)
     assert labels.shape == volume.shape and labels.dtype == np.uint8
     inner = (slice(None), slice(1, -1), slice(1, -1))  # percentile pinning pixels aside
     assert (labels[inner] == truth[inner]).mean() > 0.99
@@ -53,19 +65,53 @@ def test_two_and_a_half_d_channels_reach_the_model():
             seen.append(x.shape[1])
             return super().forward(x)
 
-    labels, _ = segment_volume(volume, Spy(5), 5, 8, torch.device("cpu"))
+    labels, _ = seg(volume, Spy(5), 5, 8, torch.device("cpu"))
     assert set(seen) == {5}
     assert (labels[:, 1:-1, 1:-1] == truth[:, 1:-1, 1:-1]).mean() > 0.99
 
 
+def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs():
+    """Train/inference parity: the network sees bit-identical values for a region, whether it
+    arrives in a training patch (learn.patches) or inside a whole slice (segment_volume)."""
+    from stemtomo.learn.patches import extract
+    from stemtomo.learn.settings import PatchSettings
+
+    rng = np.random.default_rng(4)
+    volume = (rng.gamma(2.0, 1.0, (20, 40, 48)) * 37.3 + 5.1).astype(np.float32)
+    labels = np.full(volume.shape, 255, np.uint8)
+    labels[2:18:2] = (volume[2:18:2] > 150).astype(np.uint8) * 2
+    train, _, _ = extract(volume, labels, stage(PatchSettings, patch_size=16, context=1,
+                                                train_patches=40, val_patches=8))
+    seen = {}
+
+    class Spy(Threshold):
+        def forward(self, x):
+            seen.setdefault("x", []).append(x.clone())
+            return super().forward(x)
+
+    seg(volume, Spy(3), 3, 8, torch.device("cpu"), batch=1)
+    inputs = torch.cat(seen["x"]).numpy()  # (z, 3, y, x), padded to multiples of 8
+    checked = 0
+    for img, z, (cy, cx) in zip(train.images, train.slices, train.centres, strict=True):
+        y0, x0 = cy - 8, cx - 8
+        if 1 <= z <= 18 and y0 >= 0 and x0 >= 0 and y0 + 16 <= 40 and x0 + 16 <= 48:
+            np.testing.assert_array_equal(inputs[z, :, y0:y0 + 16, x0:x0 + 16], img)
+            checked += 1
+    assert checked >= 10
+
+
 def test_model_file_round_trip(tmp_path):
     model = build_model("attention_unet", in_channels=3, base=4, depth=2).eval()
-    torch.save({"state_dict": model.state_dict(), "model": {"name": "attention_unet", "in_channels": 3,
-                "classes": 3, "base": 4, "depth": 2}, "data": {"channels": 3}}, tmp_path / "m.pt")
-    loaded, ck = load_model(str(tmp_path / "m.pt"), torch.device("cpu"))
+    config = {"name": "attention_unet", "in_channels": 3, "classes": 3, "base": 4, "depth": 2}
+    result = TrainResult(model.state_dict(), [{"epoch": 1}], 1, config)
+    patches = {"patch_size": 16, "channels": 3, "normalisation_percentiles": [0.5, 2.5]}
+    save_model(str(tmp_path / "m.pt"), result, patches, stage(TrainSettings), {"rule": "train"})
+    loaded = load_model(str(tmp_path / "m.pt"), torch.device("cpu"))
     x = torch.randn(1, 3, 16, 16)
-    torch.testing.assert_close(loaded(x), model(x))
-    assert ck["data"]["channels"] == 3
+    torch.testing.assert_close(loaded.model(x), model(x))
+    assert loaded.channels == 3 and loaded.patch_size == 16
+    assert (loaded.normalisation.low, loaded.normalisation.high) == (0.5, 2.5)
+    assert loaded.record["best_epoch"] == 1 and loaded.record["provenance"] == {"rule": "train"}
 
 
 class Constant(torch.nn.Module):
@@ -78,16 +124,17 @@ def test_tiles_blend_without_seams():
     volume, truth = volume_and_truth(shape=(3, 80, 72))
     cpu = torch.device("cpu")
     # A constant model gives exactly its constant everywhere, tiles and blending notwithstanding.
-    _, probs = segment_volume(volume, Constant(), 1, 8, cpu, tile=32, overlap=0.25)
+    _, probs = seg(volume, Constant(), 1, 8, cpu, tile=32, overlap=0.25)
     expected = torch.softmax(torch.tensor([0.3, 1.2, -0.4]), 0).numpy()
     np.testing.assert_allclose(probs.astype(np.float32), np.broadcast_to(expected[:, None, None, None],
                                probs.shape), atol=2e-3)
     # A pointwise model gives the same labels tiled or whole.
-    whole, _ = segment_volume(volume, Threshold(1), 1, 8, cpu, tile=1024)
-    tiled, _ = segment_volume(volume, Threshold(1), 1, 8, cpu, tile=32, overlap=0.5)
+    whole, _ = seg(volume, Threshold(1), 1, 8, cpu, tile=1024)
+    tiled, _ = seg(volume, Threshold(1), 1, 8, cpu, tile=32, overlap=0.5)
     assert np.array_equal(whole, tiled)
-    with pytest.raises(ValueError, match="multiple of 8"):
-        segment_volume(volume, Threshold(1), 1, 8, cpu, tile=30)
+    with pytest.raises(ValueError, match="multiple of 8"):  # the config refuses it earlier too
+        segment_volume(volume, Threshold(1), cpu, stage(SegmentSettings).replace(tile=30),
+                       channels=1, multiple=8)
 
 
 class EdgeMarker(Threshold):
@@ -105,8 +152,8 @@ class EdgeMarker(Threshold):
 def test_tile_borders_leave_no_seams_in_any_row():
     volume, truth = volume_and_truth(shape=(1, 64, 400))
     cpu = torch.device("cpu")
-    whole, _ = segment_volume(volume, EdgeMarker(1), 1, 8, cpu, tile=1024)
-    tiled, _ = segment_volume(volume, EdgeMarker(1), 1, 8, cpu, tile=128, overlap=0.5)
+    whole, _ = seg(volume, EdgeMarker(1), 1, 8, cpu, tile=1024)
+    tiled, _ = seg(volume, EdgeMarker(1), 1, 8, cpu, tile=128, overlap=0.5)
     assert (whole[..., 4:-4] == truth[..., 4:-4]).mean() > 0.99  # edge marks only at the edges
     assert np.array_equal(tiled, whole)
 
@@ -115,17 +162,17 @@ def test_z_range_must_lie_in_the_volume():
     volume, _ = volume_and_truth(shape=(4, 16, 16))
     for bad in ((2, 2), (3, 6), (-1, 2)):
         with pytest.raises(ValueError, match="z_range"):
-            segment_volume(volume, Threshold(1), 1, 8, torch.device("cpu"), z_range=bad)
+            seg(volume, Threshold(1), 1, 8, torch.device("cpu"), z_range=bad)
 
 
 def test_slabs_of_slices_join_to_the_whole_volume():
-    from stemtomo.slabs import slab_rows
+    from stemtomo.core.slabs import slab_rows
 
     volume, _ = volume_and_truth(shape=(9, 24, 24))
     cpu = torch.device("cpu")
     model = build_model("unet", in_channels=3, base=4, depth=2).eval()
-    whole, wp = segment_volume(volume, model, 3, 4, cpu, batch=2)
-    parts = [segment_volume(volume, model, 3, 4, cpu, batch=4, z_range=r)
+    whole, wp = seg(volume, model, 3, 4, cpu, batch=2)
+    parts = [seg(volume, model, 3, 4, cpu, batch=4, z_range=r)
              for r in slab_rows(9, 3, "segment.slabs")]
     assert np.array_equal(np.concatenate([p[0] for p in parts]), whole)
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts], axis=1), wp)
@@ -146,16 +193,16 @@ def test_blocks_and_short_batches_give_the_one_block_result(channels):
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = build_model("unet", in_channels=channels, base=4, depth=2).eval()
-    one, p_one = segment_volume(volume, model, channels, 4, cpu, batch=1)
+    one, p_one = seg(volume, model, channels, 4, cpu, batch=1)
     for batch, block_voxels, z_range in ((3, 1, None), (4, 24 * 24 * 5, None), (2, 1, (3, 10))):
-        lab, p = segment_volume(volume, model, channels, 4, cpu, batch=batch,
+        lab, p = seg(volume, model, channels, 4, cpu, batch=batch,
                                 block_voxels=block_voxels, z_range=z_range)
         z0, z1 = z_range or (0, 11)
         assert np.array_equal(lab, one[z0:z1])
         np.testing.assert_allclose(p.astype(np.float32), p_one[:, z0:z1].astype(np.float32),
                                    atol=1e-3)
     # Without probabilities the labels come from the logits directly, and they are the same.
-    lab, p = segment_volume(volume, model, channels, 4, cpu, batch=3, block_voxels=1,
+    lab, p = seg(volume, model, channels, 4, cpu, batch=3, block_voxels=1,
                             probabilities=False)
     assert p is None and np.array_equal(lab, one)
 
@@ -168,12 +215,12 @@ def test_gpu_streamed_blocks_match_one_block_and_the_cpu():
     volume, _ = volume_and_truth(shape=(21, 40, 48))
     torch.manual_seed(0)
     model = build_model("attention_unet", in_channels=3, base=8, depth=3).eval()
-    cpu, p_cpu = segment_volume(volume, model, 3, 8, torch.device("cpu"), batch=4)
+    cpu, p_cpu = seg(volume, model, 3, 8, torch.device("cpu"), batch=4)
     gpu = torch.device("cuda")
     model = model.cuda()
-    one, p_one = segment_volume(volume, model, 3, 8, gpu, batch=4)
+    one, p_one = seg(volume, model, 3, 8, gpu, batch=4)
     for block_voxels, probabilities in ((1, True), (40 * 48 * 7, False)):
-        lab, p = segment_volume(volume, model, 3, 8, gpu, batch=4, block_voxels=block_voxels,
+        lab, p = seg(volume, model, 3, 8, gpu, batch=4, block_voxels=block_voxels,
                                 probabilities=probabilities)
         assert np.array_equal(lab, one)
         if probabilities:
@@ -190,8 +237,8 @@ def test_gpu_bf16_inference_matches_the_cpu():
     torch.manual_seed(0)
     volume = np.random.default_rng(3).random((4, 64, 80)).astype(np.float32)
     model = build_model("attention_unet", base=8, depth=3).eval()
-    cpu, p_cpu = segment_volume(volume, model, 1, 8, torch.device("cpu"), tta=True)
-    gpu, p_gpu = segment_volume(volume, model.cuda(), 1, 8, torch.device("cuda"), tta=True, amp=True)
+    cpu, p_cpu = seg(volume, model, 1, 8, torch.device("cpu"), tta=True)
+    gpu, p_gpu = seg(volume, model.cuda(), 1, 8, torch.device("cuda"), tta=True, amp=True)
     assert gpu.shape == cpu.shape and p_gpu.shape == (3,) + volume.shape
     p_cpu, p_gpu = p_cpu.astype(np.float32), p_gpu.astype(np.float32)
     assert np.abs(p_gpu - p_cpu).max() < 0.05

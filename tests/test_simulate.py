@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from conftest import simulate_params
-from stemtomo import geometry, phantom, raytrace
-from stemtomo.simulate import acquisition_order, scattering_per_nm, simulate, tilt_angles
+from stemtomo.core import geometry
+from stemtomo.simulate import phantom
+from stemtomo.simulate.acquisition import acquisition_order, scattering_per_nm, simulate, tilt_angles
+from stemtomo.simulate.settings import TiltRange
+from stemtomo.tomo import joseph
 
 
 def test_outputs_have_the_contracted_shapes_and_types(small_sim):
@@ -45,17 +48,17 @@ def test_intensity_grows_with_thickness_and_has_poisson_statistics():
     p = simulate_params(haadf={"detector_noise": 0.0, "dark_level": 0.0, "intensity_jitter": 0.0},
                         misalignment={"shift_px": 0.0, "drift_px": 0.0, "axis_angle_deg": 0.0,
                                       "axis_offset_px": 0.0})
-    p["pt"]["volume_fraction"] = 1e-6
+    p = p.replace(pt=p.pt.replace(volume_fraction=1e-6))
     s = simulate(p)
     ref = int(np.argmin(np.abs(s.angles)))
-    mu_al = scattering_per_nm(1.7, p["haadf"]["pt_scatter_per_nm"])["alumina"]
+    mu_al = scattering_per_nm(1.7, p.haadf.pt_scatter_per_nm)["alumina"]
     # Alumina path length along the beam at 0° (partial volumes included), rays missing the Pt.
-    thickness = s.density.sum(axis=0) * p["pixel_size_nm"] / mu_al
+    thickness = s.density.sum(axis=0) * p.pixel_size_nm / mu_al
     mask = (thickness > 0.5) & ~(s.labels == 2).any(axis=0)
     img = s.expected[ref]  # noise-free counts; the noise is tested below
     slope, intercept = np.polyfit(thickness[mask], img[mask], 1)
     r = np.corrcoef(thickness[mask], img[mask])[0, 1]
-    dose_px = p["haadf"]["dose_e_per_A2"] * (p["pixel_size_nm"] * 10) ** 2
+    dose_px = p.haadf.dose_e_per_A2 * (p.pixel_size_nm * 10) ** 2
     assert thickness.max() > 10  # nm: a real aggregate, not a film
     assert r > 0.99
     assert slope == pytest.approx(dose_px * mu_al, rel=0.03)
@@ -65,7 +68,7 @@ def test_intensity_grows_with_thickness_and_has_poisson_statistics():
     hi = s.expected > 50
     assert np.mean(resid[hi] ** 2 / s.expected[hi]) == pytest.approx(1.0, rel=0.05)
     # Higher dose, relatively less noise.
-    p2 = dict(p, haadf=dict(p["haadf"], dose_e_per_A2=p["haadf"]["dose_e_per_A2"] * 16))
+    p2 = p.replace(haadf=p.haadf.replace(dose_e_per_A2=p.haadf.dose_e_per_A2 * 16))
     s2 = simulate(p2)
     rel1 = np.std(resid[hi] / s.expected[hi])
     rel2 = np.std((s2.tiltseries - s2.expected)[hi] / s2.expected[hi])
@@ -76,16 +79,16 @@ def test_detector_adds_its_dark_level_and_gaussian_noise(small_sim):
     """Counts = Poisson(λ) + dark level + N(0, σ²): unbiased about `expected` (which holds the
     dark level), variance λ + σ²."""
     s = small_sim
-    haadf = simulate_params()["haadf"]
-    assert haadf["dark_level"] > 0 and haadf["detector_noise"] > 0
+    haadf = simulate_params().haadf
+    assert haadf.dark_level > 0 and haadf.detector_noise > 0
     resid = (s.tiltseries - s.expected).astype(np.float64)
-    lam = s.expected - haadf["dark_level"]
-    assert abs(resid.mean()) < 0.05 * haadf["detector_noise"]
-    assert np.mean(resid**2) / np.mean(lam + haadf["detector_noise"] ** 2) == pytest.approx(1, rel=0.03)
+    lam = s.expected - haadf.dark_level
+    assert abs(resid.mean()) < 0.05 * haadf.detector_noise
+    assert np.mean(resid**2) / np.mean(lam + haadf.detector_noise ** 2) == pytest.approx(1, rel=0.03)
     vacuum = lam < 1e-3  # no sample: dark level and detector noise alone
     assert vacuum.sum() > 1000
-    assert s.tiltseries[vacuum].mean() == pytest.approx(haadf["dark_level"], abs=0.5)
-    assert s.tiltseries[vacuum].std() == pytest.approx(haadf["detector_noise"], rel=0.05)
+    assert s.tiltseries[vacuum].mean() == pytest.approx(haadf.dark_level, abs=0.5)
+    assert s.tiltseries[vacuum].std() == pytest.approx(haadf.detector_noise, rel=0.05)
 
 
 def test_drift_accumulates_along_the_acquisition_order():
@@ -100,17 +103,17 @@ def test_drift_accumulates_along_the_acquisition_order():
 
 
 def test_tilt_range_has_a_missing_wedge():
-    a = tilt_angles({"start": -70, "stop": 70, "step": 2})
+    a = tilt_angles(TiltRange(-70, 70, 2))
     assert len(a) == 71 and a[0] == -70 and a[-1] == 70
     assert np.all(np.abs(a) <= 70)  # the wedge beyond ±70° is never measured
-    b = tilt_angles({"start": -60, "stop": 60, "step": 3})
+    b = tilt_angles(TiltRange(-60, 60, 3))
     assert len(b) == 41 and b[-1] == 60
-    c = tilt_angles({"start": -70, "stop": 70, "step": 3})  # 70 is off the grid: stop at 68
+    c = tilt_angles(TiltRange(-70, 70, 3))  # 70 is off the grid: stop at 68
     assert c[0] == -70 and c[-1] == 68
 
 
 def test_dose_symmetric_order_starts_at_zero_and_alternates():
-    a = tilt_angles({"start": -6, "stop": 6, "step": 2})
+    a = tilt_angles(TiltRange(-6, 6, 2))
     order = acquisition_order(a, "dose-symmetric")
     assert a[order].tolist() == [0, 2, -2, 4, -4, 6, -6]
     assert acquisition_order(a, "sequential").tolist() == list(range(7))
@@ -130,7 +133,7 @@ def test_recorded_misalignment_is_in_the_projections(small_sim):
     s, t = small_sim, small_sim.truth
     n = s.labels.shape[0]
     c = geometry.centre(n)
-    reproj = raytrace.project(s.density, s.angles)
+    reproj = joseph.project(s.density, s.angles)
     errors, corr_true, corr_wrong = [], [], []
     for i in range(len(s.angles)):
         clean = s.expected[i] - s.expected[i].min()  # noise-free: geometry only
@@ -159,7 +162,7 @@ def test_axis_angle_is_visible_in_the_data(small_sim):
     """Undoing the wrong axis angle decorrelates the high tilts from the reprojection."""
     s, t = small_sim, small_sim.truth
     i = len(s.angles) - 1
-    reproj = raytrace.project(s.density, s.angles[i:])[0]
+    reproj = joseph.project(s.density, s.angles[i:])[0]
     raw = s.tiltseries[i] - np.percentile(s.tiltseries[i], 2)
 
     def corr(angle, offset):
@@ -175,5 +178,5 @@ def test_simulation_is_deterministic():
     p = simulate_params(size=32, pixel_size_nm=1.6)
     a, b = simulate(p), simulate(p)
     assert np.array_equal(a.tiltseries, b.tiltseries) and np.array_equal(a.labels, b.labels)
-    c = simulate(dict(p, seed=1))
+    c = simulate(p.replace(seed=1))
     assert not np.array_equal(a.tiltseries, c.tiltseries)

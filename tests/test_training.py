@@ -7,16 +7,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stemtomo.config import validate_config  # noqa: E402
-from stemtomo.training import augment, hard_dice, train  # noqa: E402
+from conftest import stage  # noqa: E402
+from stemtomo.core.overlap import dice_per_class  # noqa: E402
+from stemtomo.learn.settings import TrainSettings  # noqa: E402
+from stemtomo.learn.training import augment, train  # noqa: E402
 
 torch.set_num_threads(2)
 
 
-def settings(**overrides) -> dict:
+def settings(**overrides) -> TrainSettings:
     base = {"base": 4, "depth": 2, "epochs": 4, "batch_size": 8, "device": "cpu", "patience": 50}
     base.update(overrides)
-    return validate_config({"samples": {"t": {"simulate": {}}}, "train": base})["train"]
+    return stage(TrainSettings, **base)
 
 
 def toy_set(n: int, seed: int) -> dict:
@@ -85,10 +87,10 @@ def test_intensity_jitter_is_a_gain_and_offset_per_patch():
     assert per_patch[:, 0].std() > 0.05  # and different between patches
 
 
-def test_hard_dice_counts_only_labelled_pixels_and_handles_absent_classes():
-    target = torch.tensor([[0, 1, 1, 255]])
-    pred = torch.tensor([[0, 1, 0, 2]])
-    d = hard_dice(pred, target)
+def test_validation_dice_counts_only_labelled_pixels_and_handles_absent_classes():
+    target = np.array([[0, 1, 1, 255]])
+    pred = np.array([[0, 1, 0, 2]])
+    d = dice_per_class(pred, target)
     assert d[0] == pytest.approx(2 / 3) and d[1] == pytest.approx(2 / 3)
     assert d[2] == 1.0  # Pt absent from truth and (labelled) prediction
 

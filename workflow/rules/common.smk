@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from stemtomo.config import (  # noqa: E402
+from stemtomo.core.config import (  # noqa: E402
     canonical,
     check_files,
     model_settings,
@@ -15,7 +15,8 @@ from stemtomo.config import (  # noqa: E402
     stage_settings,
     validate_config,
 )
-from stemtomo.errors import ConfigError  # noqa: E402
+from stemtomo.core.errors import ConfigError  # noqa: E402
+from stemtomo.core.labels import MODELS  # noqa: E402
 
 try:
     validate_config(config)
@@ -29,7 +30,7 @@ SAMPLES = list(config["samples"])
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in SAMPLES),
     slab=r"\d+",
-    model="unet|attention_unet|attention_res_unet",
+    model="|".join(MODELS),
 
 
 def sample_cfg(sample):

@@ -1,16 +1,15 @@
 """Rule import_tiltseries: a raw stack in any supported format → the pipeline's float32 series."""
 
 import logging
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
-
-from stemtomo import figures, io
-from stemtomo.importer import import_tiltseries
-from stemtomo.readers import read_tiltseries
-from stemtomo.runner import run_rule
+import _libpath  # noqa: F401  (stemtomo from this checkout)
+from stemtomo.core import io
+from stemtomo.core.readers import read_tiltseries
+from stemtomo.core.runner import run_rule
+from stemtomo.prep.figures import import_qc
+from stemtomo.prep.importer import import_tiltseries
+from stemtomo.prep.settings import ImportSettings
 
 log = logging.getLogger("stemtomo.import")
 
@@ -19,13 +18,14 @@ def main(smk) -> None:
     t0 = time.perf_counter()
     raw = read_tiltseries(smk.input.tiltseries)
     angles = smk.input.angles if "angles" in smk.input.keys() else smk.params.angles
-    result = import_tiltseries(raw, angles, smk.params.pixel_size_nm, smk.params.settings,
+    result = import_tiltseries(raw, angles, smk.params.pixel_size_nm,
+                               ImportSettings.from_section(smk.params.settings),
                                sample_key=f"samples.{smk.wildcards.sample}")
     out = smk.output
     io.write_tiff(out.tiltseries, result.stack, result.pixel_size_nm)
     io.write_angles(out.angles, result.angles)
     io.write_json(out.meta, result.meta)
-    figures.import_qc(out.figure, result.stack, result.angles, result.meta)
+    import_qc(out.figure, result.stack, result.angles, result.meta)
     for note in result.meta["notes"]:
         log.info("note: %s", note)
     for ex in result.meta["excluded"]:

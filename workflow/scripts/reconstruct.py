@@ -2,17 +2,16 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
 
 import numpy as np
 
-from stemtomo import figures, io
-from stemtomo.readers import read_tiltseries
-from stemtomo.reconstruction import combine_residuals
-from stemtomo.runner import run_rule
+import _libpath  # noqa: F401  (stemtomo from this checkout)
+from stemtomo.core import io
+from stemtomo.core.readers import read_tiltseries
+from stemtomo.core.runner import run_rule
+from stemtomo.recon.figures import orthoslices
+from stemtomo.recon.reconstruct import combine_residuals
 
 log = logging.getLogger("stemtomo.reconstruct")
 
@@ -33,7 +32,7 @@ def main(smk) -> None:
         "residuals": residuals, "slab_records": records,
     }
     io.write_json(smk.output.json, record)
-    figures.orthoslices(smk.output.figure, volume, residuals, record)
+    orthoslices(smk.output.figure, volume, residuals, record)
     log.info("throughput: %s on %s, %d slices in %.1f s of compute (%.2f slices/s), "
              "final residual %.4f", record["algorithm"], record["backend"], volume.shape[1],
              seconds, record["slices_per_s"], residuals[-1])

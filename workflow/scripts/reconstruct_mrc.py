@@ -1,17 +1,14 @@
 """Rule reconstruct_mrc: the reconstruction as MRC (IMOD, tomviz), voxel size in the header."""
 
 import logging
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
 
 import numpy as np
 
-from stemtomo import io
-from stemtomo.readers import read_tiltseries
-from stemtomo.runner import run_rule
+import _libpath  # noqa: F401  (stemtomo from this checkout)
+from stemtomo.core import io
+from stemtomo.core.readers import read_tiltseries
+from stemtomo.core.runner import run_rule
 
 log = logging.getLogger("stemtomo.reconstruct")
 

@@ -2,28 +2,28 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
 
 import numpy as np
 
-from stemtomo import io
-from stemtomo.patches import class_statistics
-from stemtomo.readers import read_tiltseries
-from stemtomo.runner import run_rule
+import _libpath  # noqa: F401  (stemtomo from this checkout)
+from stemtomo.core import io
+from stemtomo.core.labels import class_statistics
+from stemtomo.core.readers import read_tiltseries
+from stemtomo.core.runner import run_rule
+from stemtomo.core.settings import job_settings
+from stemtomo.learn.settings import SegmentSettings
 
 log = logging.getLogger("stemtomo.segment")
 
 
 def main(smk) -> None:
-    settings = smk.params.settings
+    settings = SegmentSettings.from_section(job_settings(smk, "segment"))
     px = read_tiltseries(smk.input.volume).pixel_size_nm
     labels = np.concatenate([np.load(p) for p in smk.input.labels], axis=0)
     records = [json.loads(Path(p).read_text()) for p in smk.input.records]
     io.write_tiff(smk.output.labels, labels, px)
-    if settings["probabilities"]:
+    if settings.probabilities:
         probs = np.concatenate([np.load(p) for p in smk.input.probabilities], axis=1)
         io.write_tiff(smk.params.probabilities, probs, px, axes="CZYX")
     else:  # one from an earlier run with probabilities on would no longer match these labels
@@ -31,7 +31,7 @@ def main(smk) -> None:
     seconds = sum(r["seconds"] for r in records)
     fractions = class_statistics(labels)["fractions"]  # predictions have no unlabelled voxels
     io.write_json(smk.output.json, {
-        "model": smk.wildcards.model, "device": records[0]["device"], "tta": settings["tta"],
+        "model": smk.wildcards.model, "device": records[0]["device"], "tta": settings.tta,
         "slabs": len(records), "shape_zyx": list(labels.shape), "seconds": round(seconds, 2),
         "mvoxel_per_s": round(labels.size / 1e6 / max(seconds, 1e-9), 3),
         "class_fractions": fractions})

@@ -2,40 +2,35 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # stemtomo, without installing it
 
 import numpy as np
 import torch
 
-from stemtomo import figures, io, provenance
-from stemtomo.runner import run_rule
-from stemtomo.training import pick_device, train
+import _libpath  # noqa: F401  (stemtomo from this checkout)
+from stemtomo.core import io, provenance
+from stemtomo.core.runner import run_rule
+from stemtomo.learn.figures import learning_curves
+from stemtomo.learn.modelfile import save_model
+from stemtomo.learn.settings import TrainSettings
+from stemtomo.learn.training import pick_device, train
 
 log = logging.getLogger("stemtomo.train")
 
 
 def main(smk) -> None:
-    settings = smk.params.settings
+    settings = TrainSettings.from_section(smk.params.settings)
     torch.set_num_threads(smk.threads)
-    device = pick_device(settings["device"])
+    device = pick_device(settings.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: cuDNN's fastest kernels
     log.info("device: %s%s", device, f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
     train_set, val_set = dict(np.load(smk.input.train)), dict(np.load(smk.input.val))
     patches = json.loads(Path(smk.input.patches).read_text())
     result = train(smk.wildcards.model, train_set, val_set, settings, smk.params.checkpoint,
                    progress=True)
-    with io.atomic_path(smk.output.model) as tmp:
-        torch.save({"state_dict": result.state_dict, "model": result.model_config,
-                    "data": {"patch_size": patches["patch_size"], "channels": patches["channels"],
-                             "normalisation_percentiles": patches["normalisation_percentiles"]},
-                    "train": settings, "best_epoch": result.best_epoch,
-                    "history": result.history, "provenance": provenance.record(smk)}, tmp)
+    save_model(smk.output.model, result, patches, settings, provenance.record(smk))
     io.write_csv(smk.output.history, result.history)
-    figures.learning_curves(smk.output.figure, result.history, result.best_epoch,
-                            smk.wildcards.model)
+    learning_curves(smk.output.figure, result.history, result.best_epoch, smk.wildcards.model)
     Path(smk.params.checkpoint).unlink(missing_ok=True)  # finished: nothing left to resume
     best = result.history[result.best_epoch - 1]
     rate = np.mean([h["patches_per_s"] for h in result.history])

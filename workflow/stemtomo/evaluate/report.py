@@ -1,0 +1,77 @@
+"""The evaluation's tables: Table 1 (markdown), metrics.csv rows, the evaluation region, and the
+slices the error maps show."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.labels import CLASS_NAMES, CLASSES, IGNORE, PT, TABLE_COLUMNS, class_counts
+
+
+def volume_fractions(labels: np.ndarray) -> dict[str, float]:
+    counts = class_counts(labels)
+    total = counts.sum() or 1
+    return {f"fraction_{CLASS_NAMES[c]}": float(counts[c] / total) for c in CLASSES}
+
+
+def fmt(mean: float, sd: float | None = None, digits: int = 3) -> str:
+    """A table cell: '—' for undefined values (NaN), mean or mean ± sd otherwise."""
+    if not np.isfinite(mean):
+        return "—"
+    return f"{mean:.{digits}f}" if sd is None or not np.isfinite(sd) else \
+        f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _hd(v: float) -> str:
+    return "∞" if v == np.inf else fmt(v)
+
+
+def table1_markdown(rows: dict[str, dict[int, dict]], region: str) -> str:
+    """The seed's Table 1 layout: rows are models, columns the classes; Dice pooled over the
+    region, then per-slice mean ± sd, then HD95."""
+    head = "| Model | " + " | ".join(name for _, name in TABLE_COLUMNS) + " |"
+    rule = "|---|" + "---|" * len(TABLE_COLUMNS)
+    blocks = ((f"Dice on the validation region ({region}); labelled voxels only.",
+               lambda m: fmt(m["dice"])),
+              ("Per-slice Dice, mean ± sd:", lambda m: fmt(m["dice_slice_mean"], m["dice_slice_sd"])),
+              ("HD95 (nm), pooled boundary distances:", lambda m: _hd(m["hd95_nm"])))
+    lines: list[str] = []
+    for title, cell in blocks:
+        lines += [title, "", head, rule]
+        lines += [f"| {model} | " + " | ".join(cell(per_class[c]) for c, _ in TABLE_COLUMNS) + " |"
+                  for model, per_class in rows.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def evaluation_region(n_slices: int, val_slices: list[int] | None) -> tuple[tuple[int, int], str]:
+    """[start, stop) z-slices to evaluate: the validation slab of a sample whose own annotations
+    trained the networks (never a training slice), else the whole volume (networks trained on
+    another sample never saw this one)."""
+    if val_slices:
+        z0, z1 = int(min(val_slices)), int(max(val_slices)) + 1
+        return (z0, z1), f"validation slab z = {z0}–{z1 - 1}"
+    return (0, n_slices), f"whole volume, z = 0–{n_slices - 1} (networks trained on another sample)"
+
+
+def error_slices(truth: np.ndarray | None, z_range: tuple[int, int], count: int = 3) -> list[int]:
+    """Slices to show: the labelled ones in the region with the most Pt, else evenly spaced."""
+    z0, z1 = z_range
+    if truth is not None:
+        sub = truth[z0:z1]
+        labelled = np.flatnonzero((sub != IGNORE).any(axis=(1, 2)))
+        if labelled.size:
+            pt = (sub[labelled] == PT).sum(axis=(1, 2))
+            best = labelled[np.argsort(-pt, kind="stable")[:count]]
+            return sorted(int(z0 + z) for z in best)
+    return sorted({int(z) for z in np.linspace(z0, z1 - 1, count + 2)[1:-1].round()})
+
+
+def wide_row(model: str, per_class: dict[int, dict] | None, extra: dict) -> dict:
+    """One metrics.csv row: the model, then <class>_<metric> columns, then the particle columns."""
+    row: dict = {"model": model}
+    for c, metrics in (per_class or {}).items():
+        for k, v in metrics.items():
+            row[f"{CLASS_NAMES[c]}_{k}"] = v
+    row.update(extra)
+    return row

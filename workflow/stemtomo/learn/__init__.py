@@ -1,0 +1,1 @@
+"""The learning stages: patches, the three networks, losses, training and segmentation."""

@@ -1,0 +1,176 @@
+"""Slice-wise segmentation of a whole volume with a trained network.
+
+Each x-y slice (with its 2.5D neighbours as channels when the model was trained so) goes through
+the network whole, reflect-padded to a multiple of 2^depth and cropped back; slices larger than
+`tile` go through in overlapping tiles whose softmax outputs are blended with a Gaussian window
+(as nnU-Net does), so tile borders leave no seams. Optional test-time augmentation averages the
+softmax over the four flips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..core.intensity import Normalisation
+from .settings import SegmentSettings
+from .streaming import Downloader, Sent, Uploader, to_device
+
+
+def _flips(x: torch.Tensor) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+    return [(x, ()), (x.flip(-1), (-1,)), (x.flip(-2), (-2,)), (x.flip(-2, -1), (-2, -1))]
+
+
+def _starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    return sorted(set(list(range(0, size - tile, step)) + [size - tile]))
+
+
+def gaussian_window(shape: tuple[int, int], sigma_fraction: float = 0.125) -> np.ndarray:
+    """Blending weights of one tile: a separable Gaussian (σ = `sigma_fraction` of each side).
+    Each 1D factor is floored at 1e-3 so every pixel is covered; flooring the 2D product instead
+    would give all tiles the same weight along a tile's edge rows and leave seams there."""
+    def factor(n: int) -> np.ndarray:
+        g = np.exp(-((np.arange(n) - (n - 1) / 2) ** 2) / (2 * (sigma_fraction * n) ** 2))
+        return np.maximum(g / g.max(), 1e-3)
+    return np.outer(factor(shape[0]), factor(shape[1])).astype(np.float32)
+
+
+def _class_scores(model: nn.Module, x: torch.Tensor, tile: int, overlap: float, tta: bool,
+                  probabilities: bool) -> torch.Tensor:
+    """Per-class scores of a (b, c, H, W) batch whose argmax is the label: the logits when one
+    whole-slice pass decides it and no probabilities are asked for (softmax is monotonic), else
+    softmax probabilities, flip-averaged and blended over Gaussian-weighted tiles."""
+    b, _, h, w = x.shape
+    whole = h <= tile and w <= tile
+    if whole and not tta and not probabilities:
+        return model(x)
+
+    def run(v: torch.Tensor) -> torch.Tensor:
+        p = 0
+        for view, dims in (_flips(v) if tta else [(v, ())]):
+            out = torch.softmax(model(view).float(), dim=1)
+            p = p + (out.flip(dims) if dims else out)
+        return p / (4 if tta else 1)
+
+    if whole:
+        return run(x)
+    th, tw = min(tile, h), min(tile, w)
+    step_h, step_w = max(1, int(th * (1 - overlap))), max(1, int(tw * (1 - overlap)))
+    window = torch.from_numpy(gaussian_window((th, tw))).to(x.device)
+    acc, norm = None, torch.zeros((h, w), device=x.device)
+    for y0 in _starts(h, th, step_h):
+        for x0 in _starts(w, tw, step_w):
+            p = run(x[:, :, y0:y0 + th, x0:x0 + tw]) * window
+            if acc is None:
+                acc = torch.zeros((b, p.shape[1], h, w), device=x.device)
+            acc[:, :, y0:y0 + th, x0:x0 + tw] += p
+            norm[y0:y0 + th, x0:x0 + tw] += window
+    return acc / norm
+
+
+def labels_from_scores(scores: torch.Tensor) -> torch.Tensor:
+    """uint8 argmax over dim 1, the first maximum winning as in torch.argmax. Elementwise passes
+    because torch's CPU argmax over a short, strided class axis is ~7× slower."""
+    best = scores[:, 0]
+    labels = torch.zeros(best.shape, dtype=torch.uint8, device=scores.device)
+    for c in range(1, scores.shape[1]):
+        labels.masked_fill_(scores[:, c] > best, c)
+        best = torch.maximum(best, scores[:, c])
+    return labels
+
+
+def segment_volume(volume: np.ndarray, model: nn.Module, device: torch.device,
+                   settings: SegmentSettings, *, channels: int, multiple: int, amp: bool = False,
+                   z_range: tuple[int, int] | None = None, normalisation: Normalisation | None = None,
+                   progress: bool = False, block_voxels: int = 2**26
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(z, y, x) volume → uint8 labels and, with settings.probabilities, float16 class
+    probabilities (classes, z, y, x).
+
+    `channels` is the network's input (2.5D context: channels // 2 neighbours each side),
+    `multiple` its 2^depth. `z_range` = [start, stop) segments only those slices (a slab job);
+    normalisation (`normalisation`, by default the volume's own) and 2.5D context still use the
+    whole volume, so slabs join into exactly the whole-volume result. The volume goes to `device`
+    in blocks of about `block_voxels` (with their 2.5D context), the next block travelling while
+    the current one is computed; normalisation, padding, softmax and argmax run there, and each
+    block's uint8 labels (and float16 probabilities) come back while the next is computed.
+    Batches are always full (the last one repeats its final slice), so a compiled model and
+    cuDNN's autotuner see one shape.
+    """
+    if settings.tile % multiple:
+        raise ValueError(f"tile {settings.tile} must be a multiple of {multiple} (2^depth)")
+    if z_range is not None and not 0 <= z_range[0] < z_range[1] <= volume.shape[0]:
+        raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the "
+                         f"{volume.shape[0]} slices")
+    norm = normalisation or Normalisation.of(volume)
+    nz, ny, nx = volume.shape
+    z_lo, z_hi = z_range or (0, nz)
+    batch = settings.batch_size
+    per_block = -(-max(1, block_voxels // (ny * nx)) // batch) * batch  # a multiple of batch
+    blocks = [(c0, min(c0 + per_block, z_hi)) for c0 in range(z_lo, z_hi, per_block)]
+    labels = np.empty((z_hi - z_lo, ny, nx), np.uint8)
+    probs = None
+    k = channels // 2
+    up, down = Uploader(device), Downloader(device)
+
+    def send(c0: int, c1: int) -> tuple[int, Sent]:
+        s0 = max(c0 - k, 0)
+        return s0, up.send(volume[s0:min(c1 + k, nz)])
+
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=fmt)  # NHWC: the fast layout for bf16 convolutions on GPUs
+    bar = tqdm(total=z_hi - z_lo, desc="segment", unit="slice", disable=not progress)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        upcoming = send(*blocks[0])
+        for i, (c0, c1) in enumerate(blocks):
+            s0, sent = upcoming
+            if i + 1 < len(blocks):
+                upcoming = send(*blocks[i + 1])  # travels while this block is computed
+            x_block = norm.apply(up.receive(sent).float())
+            lab, prob = _segment_block(model, x_block, s0, (c0, c1), nz, k, multiple, settings,
+                                       fmt, bar)
+            results = [(lab, labels[c0 - z_lo:c1 - z_lo])]
+            if prob is not None:
+                if probs is None:
+                    probs = np.empty((prob.shape[0], z_hi - z_lo, ny, nx), np.float16)
+                results.append((prob, probs[:, c0 - z_lo:c1 - z_lo]))
+            down.fetch(results)
+        down.drain()
+    bar.close()
+    return labels, probs
+
+
+def _segment_block(model: nn.Module, x_block: torch.Tensor, s0: int, block: tuple[int, int],
+                   nz: int, k: int, multiple: int, settings: SegmentSettings,
+                   fmt: torch.memory_format, bar) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels (and probabilities) of the slices `block` = [c0, c1) on the device, in full batches,
+    from the normalised block `x_block` that starts at slice s0 (its 2.5D context included)."""
+    c0, c1 = block
+    _, ny, nx = x_block.shape
+    device, batch = x_block.device, settings.batch_size
+    offsets = np.arange(-k, k + 1)
+    py, px = (-ny) % multiple, (-nx) % multiple
+    lab = torch.empty((c1 - c0, ny, nx), dtype=torch.uint8, device=device)
+    prob = None
+    for z0 in range(c0, c1, batch):
+        n = min(batch, c1 - z0)
+        zs = np.minimum(np.arange(z0, z0 + batch), c1 - 1)
+        idx = np.clip(zs[:, None] + offsets[None, :], 0, nz - 1) - s0
+        x = x_block[to_device(idx, device)]
+        if py or px:  # pad to a multiple of 2^depth by reflection
+            mode = "reflect" if py < ny and px < nx else "replicate"
+            x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
+        scores = _class_scores(model, x.contiguous(memory_format=fmt), settings.tile,
+                               settings.overlap, settings.tta, settings.probabilities)[:n, :, :ny, :nx]
+        lab[z0 - c0:z0 - c0 + n] = labels_from_scores(scores)
+        if settings.probabilities:
+            if prob is None:
+                prob = torch.empty((scores.shape[1], c1 - c0, ny, nx), dtype=torch.float16,
+                                   device=device)
+            prob[:, z0 - c0:z0 - c0 + n] = scores.transpose(0, 1)
+        bar.update(n)
+    return lab, prob

@@ -1,0 +1,253 @@
+"""Training of the segmentation networks on patch sets, resumable after a kill.
+
+Every epoch ends with a checkpoint holding the model, optimiser, schedule, history, the best
+weights so far and both random generators, so a job killed at any point continues as if it had
+never stopped. Early stopping watches the validation Dice of Pt, the rare class that matters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..core.io import atomic_path
+from ..core.labels import CLASS_NAMES, CLASSES, PT
+from ..core.overlap import dice_per_class
+from .losses import make_loss
+from .models import build_model
+from .segmentation import labels_from_scores
+from .settings import TrainSettings
+from .streaming import to_device
+
+log = logging.getLogger("stemtomo.train")
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict
+    history: list[dict]
+    best_epoch: int
+    model_config: dict
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def augment(images: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator,
+            jitter: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label-safe augmentation of a batch on its own device: flips and 90° rotations (exact for
+    labels), intensity gain/offset jitter. The random draws come from `rng` (NumPy, so a checkpoint
+    resumes them); the pixel work is whole-batch tensor ops, so on a GPU the patches never leave it.
+    """
+    n, dev = len(images), images.device
+    k = rng.integers(4, size=n)
+    flip = to_device(rng.random(n) < 0.5, dev)
+    gain = to_device((1 + rng.normal(0, jitter, n)).astype(np.float32), dev) if jitter > 0 else None
+    offset = to_device(rng.normal(0, jitter * 0.1, n).astype(np.float32), dev) if jitter > 0 else None
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
+    out_i, out_l = images.clone(), labels.clone()
+    for r in range(1, 4):  # one batched rotation per quarter-turn count
+        sel = to_device(np.flatnonzero(k == r), dev)
+        if len(sel):
+            out_i[sel] = torch.rot90(images[sel], r, dims=(-2, -1))
+            out_l[sel] = torch.rot90(labels[sel], r, dims=(-2, -1))
+    if gain is not None:
+        out_i = out_i * gain[:, None, None, None] + offset[:, None, None, None]
+    return out_i, out_l
+
+
+def on_device(array: np.ndarray, device: torch.device, share: float = 0.25) -> torch.Tensor:
+    """The patch set as a tensor on `device` when it takes under `share` of the free GPU memory
+    (so batches and augmentation never cross the bus), else in pinned host memory."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type != "cuda":
+        return t
+    if t.nbytes < share * torch.cuda.mem_get_info(device)[0]:
+        return t.to(device)
+    return t.pin_memory()
+
+
+def training_step(forward, opt, loss_fn, images: torch.Tensor, labels: torch.Tensor,
+                  idx: np.ndarray, rng: np.random.Generator, jitter: float, device: torch.device,
+                  fmt: torch.memory_format, amp: bool) -> torch.Tensor:
+    """One optimiser step on the patches at `idx`: gather, augment on the device, forward,
+    backward. Returns the loss without a host sync. bench/learn.py times this same step."""
+    x, y = augment(images[to_device(idx, images.device)].to(device, non_blocking=True),
+                   labels[to_device(idx, labels.device)].to(device, non_blocking=True), rng, jitter)
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = loss_fn(forward(x.contiguous(memory_format=fmt)).float(), y)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def _loss_fn(settings: TrainSettings):
+    options = {"focal": {"gamma": settings.focal_gamma, "weights": list(settings.class_weights)},
+               "weighted_ce": {"weights": list(settings.class_weights)}}.get(settings.loss, {})
+    return make_loss(settings.loss, **options)
+
+
+def _predict(model, images: torch.Tensor, device, batch: int, amp: bool) -> torch.Tensor:
+    out = []
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch].to(device, non_blocking=True)
+            out.append(labels_from_scores(model(x)))
+    return torch.cat(out).cpu()
+
+
+def _save(path: str, obj: dict) -> None:
+    with atomic_path(path) as tmp:  # a kill mid-write never corrupts the last checkpoint
+        torch.save(obj, tmp)
+
+
+def fingerprint(model_name: str, settings: TrainSettings, *patch_sets: dict) -> str:
+    """Identity of a training run (model, settings, every byte of its patch sets): a checkpoint is
+    resumed only by the run that wrote it. sha256 reads ~1 GB/s, so this costs well under a
+    second for the patch sets of a real run."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps([model_name, settings.as_dict()], sort_keys=True).encode())
+    for patch_set in patch_sets:
+        for key in ("images", "labels"):
+            a = np.ascontiguousarray(patch_set[key])
+            h.update(f"{key}{a.shape}{a.dtype}".encode())
+            h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+@dataclass
+class _Run:
+    """Everything a training run carries from epoch to epoch (and through a checkpoint)."""
+    model: torch.nn.Module
+    forward: object                 # the model, or its torch.compile'd form (shared weights)
+    opt: torch.optim.Optimizer
+    sched: object
+    rng: np.random.Generator
+    device: torch.device
+    amp: bool
+    fmt: torch.memory_format
+    config: dict
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"score": -1.0, "epoch": 0, "state": None})
+    epoch: int = 0
+
+
+def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettings,
+          checkpoint: str, stop_after: int | None = None, progress: bool = False) -> TrainResult:
+    """Train `model_name` on patch sets (dicts with images (n, c, p, p) and labels (n, p, p)).
+
+    Resumes from `checkpoint` if it exists and was written by the same run (same model, settings
+    and data). `stop_after` ends this call after that many epochs (used to test resuming);
+    normally training runs to `epochs` or early stopping.
+    """
+    run = _setup(model_name, int(train_set["images"].shape[1]), settings)
+    images, labels = on_device(train_set["images"], run.device), on_device(train_set["labels"], run.device)
+    val_images = on_device(val_set["images"], run.device)
+    if images.shape[-1] % run.model.multiple:
+        raise ValueError(f"patch size {images.shape[-1]} is not a multiple of {run.model.multiple} "
+                         f"(2^depth): change patches.patch_size or train.depth")
+    loss_fn = _loss_fn(settings)
+    identity = fingerprint(model_name, settings, train_set, val_set)
+    _resume(run, checkpoint, identity, model_name)
+    ran = 0
+    while run.epoch < settings.epochs:
+        if run.best["epoch"] and run.epoch - run.best["epoch"] >= settings.patience:
+            log.info("early stop: no Pt Dice gain for %d epochs", settings.patience)
+            break
+        _epoch(run, images, labels, val_images, val_set["labels"], loss_fn, settings, progress)
+        _save(checkpoint, {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+                           "scheduler": run.sched.state_dict(), "history": run.history,
+                           "best": run.best, "epoch": run.epoch,
+                           "numpy_rng": run.rng.bit_generator.state,
+                           "torch_rng": torch.get_rng_state(), "fingerprint": identity})
+        ran += 1
+        if stop_after is not None and ran >= stop_after:
+            break
+    state = run.best["state"] or {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    return TrainResult(state, run.history, run.best["epoch"], run.config)
+
+
+def _setup(model_name: str, channels: int, settings: TrainSettings) -> _Run:
+    """Seeded model, optimiser and schedule on the configured device."""
+    device = pick_device(settings.device)
+    torch.manual_seed(settings.seed)
+    config = {"name": model_name, "in_channels": channels, "classes": len(CLASSES),
+              "base": settings.base, "depth": settings.depth}
+    # NHWC on GPUs: the fast layout for bf16 convolutions (as in segmentation and bench/learn.py)
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = build_model(**config).to(device).to(memory_format=fmt)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    if settings.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs)
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=3, factor=0.5)
+    forward = torch.compile(model) if settings.compile else model  # shares model's weights
+    return _Run(model, forward, opt, sched, np.random.default_rng(settings.seed), device,
+                device.type == "cuda" and settings.amp, fmt, config)
+
+
+def _resume(run: _Run, checkpoint: str, identity: str, model_name: str) -> None:
+    """Continue from `checkpoint` if this very run wrote it."""
+    # on the host: the RNG state must stay a CPU tensor, and the best weights are kept there
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False) \
+        if os.path.exists(checkpoint) else None
+    if ck is not None and ck.get("fingerprint") != identity:
+        log.info("ignoring %s: written by a run with other settings or data", checkpoint)
+        ck = None
+    if ck is None:
+        return
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    run.history, run.best, run.epoch = ck["history"], ck["best"], ck["epoch"]
+    run.rng.bit_generator.state = ck["numpy_rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    log.info("resuming %s from epoch %d (best Pt Dice %.3f)", model_name, run.epoch,
+             run.best["score"])
+
+
+def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Tensor,
+           val_labels: np.ndarray, loss_fn, settings: TrainSettings, progress: bool) -> None:
+    """One pass over the training patches, then validation, schedule step and best weights."""
+    run.model.train()
+    t0 = time.perf_counter()
+    order = run.rng.permutation(len(images))
+    total, batches = torch.zeros((), device=run.device), 0
+    for i in tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {run.epoch + 1}",
+                  unit="batch", disable=not progress, leave=False):
+        idx = np.sort(order[i:i + settings.batch_size])
+        loss = training_step(run.forward, run.opt, loss_fn, images, labels, idx, run.rng,
+                             settings.intensity_jitter, run.device, run.fmt, run.amp)
+        total, batches = total + loss, batches + 1  # no per-step host sync
+    mean_loss = float(total) / max(batches, 1)  # waits for the GPU: the timing is honest
+    seconds = time.perf_counter() - t0
+    pred = _predict(run.model, val_images, run.device, 2 * settings.batch_size, run.amp)
+    dice = dice_per_class(pred.numpy(), val_labels)
+    run.epoch += 1
+    row = {"epoch": run.epoch, "loss": mean_loss, "lr": run.opt.param_groups[0]["lr"],
+           **{f"val_dice_{CLASS_NAMES[c]}": d for c, d in zip(CLASSES, dice, strict=True)},
+           "patches_per_s": len(images) / seconds}
+    run.history.append(row)
+    if settings.schedule == "cosine":
+        run.sched.step()
+    else:
+        run.sched.step(dice[PT])
+    if dice[PT] > run.best["score"]:
+        run.best = {"score": dice[PT], "epoch": run.epoch,
+                    "state": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}}
+    log.info("epoch %d: loss %.4f, val Dice bg %.3f alumina %.3f Pt %.3f, %.0f patches/s",
+             run.epoch, row["loss"], *dice, row["patches_per_s"])

@@ -1,0 +1,1 @@
+"""The reconstruct stage: chunked reconstruction with the projector loop or TomoPy."""

@@ -1,0 +1,1 @@
+"""Projection operators and reconstruction algorithms shared by simulate, align and reconstruct."""
