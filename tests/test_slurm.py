@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from test_workflow import ROOT, TINY, planned_jobs, snakemake
+
+from smk import ROOT, TINY, planned_jobs, snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"

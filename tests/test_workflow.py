@@ -5,41 +5,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from smk import ROOT, TINY, nothing_to_do, planned_jobs, snakemake
+
 pytestmark = pytest.mark.workflow
-
-TINY = {"simulate": {"size": 48, "pixel_size_nm": 1.0, "tilt": {"start": -60, "stop": 60, "step": 4}},
-        "patches": {"patch_size": 32, "train_patches": 64, "val_patches": 16},
-        "train": {"epochs": 2, "base": 4, "depth": 2, "models": ["unet", "attention_res_unet"]}}
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(cfg), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    stats = result.stdout.split("Job stats:")[-1] if "Job stats:" in result.stdout else ""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)
-            if m.group(1) != "total"}
-
-
-def nothing_to_do(result: subprocess.CompletedProcess) -> bool:
-    """A dry run that succeeded and planned no job (not one that failed before planning)."""
-    assert result.returncode == 0, result.stderr[-3000:]
-    return "Nothing to be done" in result.stdout + result.stderr and not planned_jobs(result)
 
 
 def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
