@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..align.registration import fourier_shift
-from ..tomo.algorithms import fbp, interleaved_subsets
+from ..tomo.algorithms import fbp, interleaved_subsets, tilt_widths
 from ..tomo.projectors import make_projector
 from .settings import ReconstructSettings
 
@@ -156,19 +156,11 @@ def _gridrec(data: np.ndarray, angles: np.ndarray, theta: np.ndarray, nz: int, w
     shift = -(dx * np.cos(th) + dz * np.sin(th))  # projections of the object moved by −(dz, dx)
     padded = fourier_shift(padded, shift[:, None, None]).astype(np.float32)
     gain = gridrec_gain() if gain is None else gain
-    padded *= (_tilt_widths(th) * nt / np.pi / gain)[:, None, None].astype(np.float32)
+    padded *= (tilt_widths(th) * nt / np.pi / gain)[:, None, None].astype(np.float32)
     name, cutoff = GRIDREC_FILTERS[window]
     return tomopy.recon(padded, theta, center=left + (nx - 1) / 2, algorithm="gridrec",
                         sinogram_order=False, ncore=max(1, threads), filter_name=name,
                         filter_par=[cutoff, 8.0], num_gridx=nz, num_gridy=nx)
-
-
-def _tilt_widths(th: np.ndarray) -> np.ndarray:
-    """The angle (rad) each tilt stands for, as in stemtomo's `fbp` (TomoPy assumes π / n)."""
-    order = np.argsort(th)
-    widths = np.empty_like(th)
-    widths[order] = np.gradient(th[order]) if len(th) > 1 else np.pi
-    return widths
 
 
 @functools.cache
