@@ -1,4 +1,6 @@
 rule reconstruct_slab:
+    wildcard_constraints:
+        sample=samples_pattern(["simulate", "tiltseries"]),
     input:
         unpack(recon_inputs),
     output:
@@ -18,6 +20,8 @@ rule reconstruct_slab:
 
 
 rule reconstruct:
+    wildcard_constraints:
+        sample=samples_pattern(["simulate", "tiltseries"]),
     input:
         slabs=lambda wc: expand("results/{{sample}}/02_recon/slabs/{slab}.npy",
                                 slab=range(slab_count(wc.sample))),
@@ -53,3 +57,29 @@ rule reconstruct_mrc:
         "../../envs/io.yaml"
     script:
         "../scripts/reconstruct_mrc.py"
+
+
+rule import_volume:
+    """A reconstruction made elsewhere (samples.<s>.volume) as the sample's volume."""
+    wildcard_constraints:
+        sample=samples_pattern(["volume"]),
+    input:
+        volume=lambda wc: sample_cfg(wc.sample)["volume"],
+    output:
+        volume="results/{sample}/02_recon/volume.tif",
+        json="results/{sample}/02_recon/recon.json",
+        figure=report(
+            "results/{sample}/02_recon/orthoslices.png",
+            caption="../report/reconstruct.rst",
+            category="3 Reconstruct",
+            labels={"sample": "{sample}", "figure": "orthoslices"},
+        ),
+    params:
+        axes=lambda wc: sample_cfg(wc.sample).get("volume_axes", "zyx"),
+        pixel_size_nm=lambda wc: sample_cfg(wc.sample).get("pixel_size_nm"),
+    log:
+        "results/{sample}/logs/import_volume.log",
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../scripts/import_volume.py"

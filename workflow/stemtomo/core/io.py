@@ -64,6 +64,14 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy a file atomically (a kill mid-copy leaves the old copy, never half of the new one)."""
+    import shutil
+
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import InputError
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
-MRC_SUFFIXES = {".mrc", ".st", ".ali", ".mrcs", ".preali"}
+MRC_SUFFIXES = {".mrc", ".st", ".ali", ".mrcs", ".preali", ".rec"}  # .rec: IMOD reconstructions
 NPY_SUFFIXES = {".npy"}
 SUPPORTED = sorted(TIFF_SUFFIXES | MRC_SUFFIXES | NPY_SUFFIXES)
 
@@ -65,7 +65,7 @@ def _read_tiff(path: Path) -> RawSeries:
             data = tif.asarray()
             ij = tif.imagej_metadata or {}
             page = tif.pages[0]
-            pixel = _tiff_pixel_size(page, ij)
+            pixel = tiff_pixel_size(page, ij)
     except (tifffile.TiffFileError, ValueError, OSError, EOFError, IndexError) as exc:
         raise InputError(path, f"cannot read TIFF ({exc})",
                          "the file is corrupt or truncated: copy it again from the microscope PC"
@@ -73,7 +73,8 @@ def _read_tiff(path: Path) -> RawSeries:
     return RawSeries(np.asarray(data), str(path), None, pixel)
 
 
-def _tiff_pixel_size(page, ij: dict) -> float | None:
+def tiff_pixel_size(page, ij: dict) -> float | None:
+    """Pixel size (nm) from a TIFF page's resolution tags and ImageJ unit, else None."""
     unit = str(ij.get("unit", "")).strip().lower()
     if unit not in _UNITS_NM:
         return None  # pixels-per-inch or no unit at all: not a physical pixel size

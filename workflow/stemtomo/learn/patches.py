@@ -102,12 +102,19 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
 
 
 def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
-            source: str = "labels") -> tuple[PatchSet, PatchSet, dict]:
-    """Train and validation patch sets and their record."""
+            source: str = "labels", split: tuple[list[int], list[int]] | None = None
+            ) -> tuple[PatchSet, PatchSet, dict]:
+    """Train and validation patch sets and their record. `split` gives the training and
+    validation slices (a 2D dataset's own parts); else validation is the middle block of the
+    annotated slices (split_slices)."""
     check_labels(volume, labels, source)
     labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
-    train_z, val_z = split_slices(annotated, settings.val_fraction, gap=2 * settings.context + 1)
+    if split is None:
+        train_z, val_z = split_slices(annotated, settings.val_fraction,
+                                      gap=2 * settings.context + 1)
+    else:
+        train_z, val_z = (np.intersect1d(np.asarray(part, int), annotated) for part in split)
     scale = Normalisation.of(volume)
     norm = scale.apply(volume)
     rng = np.random.default_rng(settings.seed)
