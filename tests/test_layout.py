@@ -22,7 +22,8 @@ ORDER = ["core", "tomo", "simulate", "prep", "align", "recon", "learn", "evaluat
 SETTINGS = ["simulate.settings:SimulateSettings", "prep.settings:ImportSettings",
             "align.settings:AlignSettings", "recon.settings:ReconstructSettings",
             "learn.settings:PatchSettings", "learn.settings:TrainSettings",
-            "learn.settings:SegmentSettings", "export.settings:ExportSettings"]
+            "learn.settings:SegmentSettings", "learn.settings:DenoiseSettings",
+            "export.settings:ExportSettings"]
 
 
 def modules() -> list[Path]:

@@ -101,11 +101,26 @@ def has_labels(sample):
     return is_simulated(sample) or "labels" in sample_cfg(sample) or start(sample) == "slices"
 
 
+def denoises(sample):
+    """Noise2Inverse runs: a sample that reconstructs its tilt series, with denoise.enabled (the
+    config checks refuse it for the others)."""
+    return reconstructs(sample) and stage_settings(config, sample, "denoise")["enabled"]
+
+
+def denoise_split_files(sample, ext):
+    """Every slab of every sub-reconstruction (denoise.splits × reconstruct.slabs)."""
+    return expand("results/{sample}/02b_denoise/splits/{split}_{slab}.{ext}", sample=sample,
+                  split=range(stage_settings(config, sample, "denoise")["splits"]),
+                  slab=range(slab_count(sample)), ext=ext)
+
+
 def volume_of(sample):
-    """The volume every later stage reads: the reconstruction (stemtomo's or the user's), or the
-    stacked images of a 2D dataset."""
+    """The volume every later stage reads: the reconstruction (stemtomo's or the user's), its
+    denoised form (denoise.enabled), or the stacked images of a 2D dataset."""
     if start(sample) == "slices":
         return f"results/{sample}/00_slices/images.tif"
+    if denoises(sample):
+        return f"results/{sample}/02b_denoise/volume.tif"
     return f"results/{sample}/02_recon/volume.tif"
 
 
@@ -227,6 +242,9 @@ def all_outputs():
                           f=["volume.tif", "recon.json", "orthoslices.png"])
         if reconstructs(s) and stage_settings(config, s, "reconstruct")["mrc"]:
             out.append(f"results/{s}/02_recon/volume.mrc")
+        if denoises(s):
+            out += expand("results/{sample}/02b_denoise/{f}", sample=s,
+                          f=["volume.tif", "denoise.json", "comparison.png"])
         if has_labels(s):
             out += expand("results/{sample}/03_patches/{f}", sample=s,
                           f=["train.npz", "val.npz", "patches.json", "patches.png"])

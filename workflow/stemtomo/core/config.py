@@ -123,6 +123,7 @@ def _check_between_keys(config: dict, sample: str) -> None:
                                   fix.format(multiple=multiple))
 
     _check_start_keys(config, sample)
+    _check_denoise(config, sample)
     if {"simulate", "labels", "slices"} & set(config["samples"][sample]):  # it trains networks
         require_multiples("patches", "patch_size", sample,
                           "use a multiple of {multiple} or a smaller train.depth")
@@ -163,6 +164,27 @@ def _check_start_keys(config: dict, sample: str) -> None:
         raise ConfigError(f"config {_key(config, sample, 'patches', 'context')}",
                           f"2.5D context {context} needs neighbouring slices of one volume; the "
                           "images of a `slices:` dataset are unrelated", "use context: 0")
+
+
+def _check_denoise(config: dict, sample: str) -> None:
+    """Noise2Inverse splits a tilt series: only samples that reconstruct one can be denoised."""
+    settings = stage_settings(config, sample, "denoise")
+    if not settings["enabled"]:
+        return
+    kind = start_point(config["samples"][sample])
+    if kind in ("volume", "slices"):
+        what = "a reconstruction made elsewhere" if kind == "volume" else "2D images"
+        raise ConfigError(f"config {_key(config, sample, 'denoise', 'enabled')}",
+                          f"denoising splits the tilt series into sub-reconstructions; sample "
+                          f"{sample!r} starts from `{kind}:` ({what}) and has no tilts to split",
+                          f"set samples.{sample}.denoise: {{enabled: false}}, or start the sample "
+                          "from its tilt series (`tiltseries:`)")
+    multiple = 2 ** settings["depth"]
+    if settings["patch_size"] % multiple:
+        raise ConfigError(f"config {_key(config, sample, 'denoise', 'patch_size')}",
+                          f"{settings['patch_size']} is not a multiple of 2^depth = {multiple} "
+                          "(denoise.depth)", f"use a multiple of {multiple} or a smaller "
+                          "denoise.depth")
 
 
 def stages_with_overrides(schema: dict) -> list[str]:

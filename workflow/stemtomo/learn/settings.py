@@ -1,4 +1,4 @@
-"""The learning stages' settings (schema sections `patches`, `train`, `segment`), typed."""
+"""The learning stages' settings (schema sections `denoise`, `patches`, `train`, `segment`), typed."""
 
 from __future__ import annotations
 
@@ -59,3 +59,28 @@ class SegmentSettings(Section):
     slabs: int
     device: str
     compile: bool
+
+
+@dataclass(frozen=True)
+class DenoiseSettings(Section):
+    """Noise2Inverse denoising of the reconstruction (learn.denoise), before the patches."""
+
+    SCHEMA = "denoise"
+
+    enabled: bool
+    splits: int           # K interleaved tilt subsets, one sub-reconstruction each
+    model: str            # unet | attention_unet | attention_res_unet (learn.models)
+    base: int
+    depth: int
+    context: int          # 2.5D: neighbouring planes along the tilt axis on each side
+    patch_size: int
+    patches_per_epoch: int
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    device: str           # auto | cpu | cuda
+
+    @property
+    def channels(self) -> int:
+        return 2 * self.context + 1
