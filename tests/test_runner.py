@@ -18,6 +18,7 @@ from stemtomo.core.runner import run_rule
 @pytest.fixture
 def job(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", sys.stderr)  # run_rule redirects it into the log
+    monkeypatch.chdir(tmp_path)  # failure records go under .snakemake/ of the working directory
     root = logging.getLogger()
     handlers = list(root.handlers)
     smk = SimpleNamespace(log=[str(tmp_path / "logs" / "x.log")], rule="x", wildcards={"sample": "s"},

@@ -15,14 +15,36 @@ from stemtomo.core.config import (  # noqa: E402
     stage_settings,
     validate_config,
 )
-from stemtomo.core.errors import ConfigError  # noqa: E402
+from stemtomo.core.errors import ConfigError, OutputError  # noqa: E402
 from stemtomo.core.labels import MODELS  # noqa: E402
+from stemtomo.core.precheck import check_results_writable  # noqa: E402
 
 try:
     validate_config(config)
-    check_files(config)
+    # label files are read in the main process only (not again in each cluster job)
+    check_files(config, labels=workflow.is_main_process)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
+
+
+onstart:
+    # only before real runs (not dry runs): a folder that cannot take results stops here, with
+    # its name and the fix, not as a traceback from the first job
+    try:
+        check_results_writable(".", list(config["samples"]))
+    except OutputError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+# GPU rules are retried once, for a GPU out of memory: Snakemake restarts a failed job whatever
+# its exit status, so these rules pass the attempt number to their script and the runner
+# (stemtomo.core.runner) fails a retry at once when the first attempt failed on bad input or a
+# bug. No other rule is retried (the profiles set no `retries`).
+GPU_RETRIES = 1
+
+
+def attempt_number(wildcards, attempt):
+    return attempt
 
 SAMPLES = list(config["samples"])
 

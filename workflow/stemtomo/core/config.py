@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .settings import RUNTIME_KEYS, canonical, merged_settings
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -174,14 +174,52 @@ def _check_section(merged: dict, stage: str, where: str, schema: dict | None) ->
         raise ConfigError(f"config {key}", problem, fix)
 
 
-def check_files(config: dict, workdir: str | Path = ".") -> None:
-    """Fail before any job runs when a sample names a file that does not exist."""
+def check_files(config: dict, workdir: str | Path = ".", labels: bool = True) -> None:
+    """Fail before any job runs when a sample names a file that does not exist (or a folder), or
+    (with `labels`) labels that cannot fit the reconstruction its settings will produce."""
     workdir = Path(workdir)
     for name, sample in config["samples"].items():
         for key in ("tiltseries", "angles", "labels"):
             value = sample.get(key)
-            if isinstance(value, str) and not (workdir / value).is_file():
+            if not isinstance(value, str):
+                continue
+            if (workdir / value).is_dir():
+                from .readers import file_format  # NumPy: only when needed
+
+                try:
+                    file_format(workdir / value)
+                except InputError as exc:
+                    raise ConfigError(f"config samples.{name}.{key}", f"{value}: {exc.problem}",
+                                      exc.fix) from None
+            if not (workdir / value).is_file():
                 raise ConfigError(f"config samples.{name}.{key}",
                                   f"file not found: {value} (looked in {workdir.resolve()})",
                                   "paths are relative to the working directory; fix the path "
                                   "or copy the file there")
+    if labels:
+        check_labels(config, workdir)
+
+
+def check_labels(config: dict, workdir: str | Path = ".") -> None:
+    """Each measured sample's label file: readable, class values with some Pt, and the (z, y, x)
+    shape of the reconstruction that its import and reconstruct settings give the tilt series
+    (stemtomo.core.precheck). A tilt series whose header cannot be read is left to the import job,
+    which says why; the labels are then checked without their shape."""
+    workdir = Path(workdir)
+    for name, sample in config["samples"].items():
+        if not isinstance(sample.get("labels"), str):
+            continue
+        from .precheck import check_labels_file, reconstruction_shape
+        from .readers import read_shape
+
+        expected = None
+        try:
+            shape = read_shape(workdir / sample["tiltseries"])
+        except InputError:
+            shape = ()
+        if len(shape) == 3:
+            expected = reconstruction_shape(
+                shape[1:], stage_settings(config, name, "import"),
+                stage_settings(config, name, "reconstruct"),
+                lambda stage, key, name=name: _key(config, name, stage, key))
+        check_labels_file(sample["labels"], expected, f"config samples.{name}.labels", workdir)

@@ -43,3 +43,35 @@ def class_statistics(labels: np.ndarray) -> dict:
     total = max(int(counts.sum()), 1)
     return {"voxels": counts.tolist(), "fractions": (counts / total).round(6).tolist(),
             "ignored_fraction": float(np.mean(labels == IGNORE))}
+
+
+def value_counts(labels: np.ndarray) -> dict[float, int]:
+    """Voxels of each distinct value, in one pass for small integer labels (uint8/uint16 as
+    annotation tools save them), by sorting otherwise."""
+    flat = np.asarray(labels).ravel()
+    if flat.dtype.kind in "ub" and flat.dtype.itemsize <= 2:
+        counts = np.bincount(flat)
+        return {v: int(counts[v]) for v in np.flatnonzero(counts).tolist()}
+    values, counts = np.unique(flat, return_counts=True)
+    return {(int(v) if float(v).is_integer() else float(v)): int(c)
+            for v, c in zip(values.tolist(), counts.tolist(), strict=True)}
+
+
+def label_problem(counts: dict[float, int], need_pt: bool = True) -> tuple[str, str] | None:
+    """(problem, fix) when label values cannot train the networks, else None: values that are no
+    class, nothing labelled, or (`need_pt`) no Pt at all (what the networks learn and early
+    stopping watches)."""
+    found = ", ".join(f"{v}: {n} voxels" for v, n in sorted(counts.items())[:8])
+    bad = sorted(v for v in counts if v not in CLASSES and v != IGNORE)
+    if bad:
+        return (f"label values {bad[:10]} are not classes (values found: {found})",
+                f"use {BACKGROUND} background/pores, {ALUMINA} γ-alumina, {PT} Pt and {IGNORE} "
+                "for unlabelled voxels: map your annotation's values to these before saving")
+    if not set(counts) - {IGNORE}:
+        return (f"no labelled voxels: every voxel is {IGNORE} (unlabelled)",
+                "annotate at least a few slices")
+    if need_pt and PT not in counts:
+        return (f"the labels hold no Pt ({PT}) at all (values found: {found})",
+                f"label the Pt nanoparticles {PT} in the annotated slices: the networks learn Pt "
+                "from them and training stops on the Pt Dice")
+    return None

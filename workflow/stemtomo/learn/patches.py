@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.intensity import Normalisation
-from ..core.labels import CLASSES, IGNORE, PT, class_statistics
+from ..core.labels import IGNORE, PT, class_statistics, label_problem, value_counts
 from .settings import PatchSettings
 
 
@@ -32,13 +32,9 @@ def check_labels(volume: np.ndarray, labels: np.ndarray, source: str) -> None:
     if labels.shape != volume.shape:
         raise InputError(source, f"labels have shape {labels.shape} but the volume {volume.shape}",
                          "annotate the reconstruction itself (same shape, (z, y, x))")
-    values = set(np.unique(labels).tolist())
-    bad = sorted(values - set(CLASSES) - {IGNORE})
-    if bad:
-        raise InputError(source, f"label values {bad[:10]} are not classes",
-                         "use 0 background/pores, 1 γ-alumina, 2 Pt and 255 for unlabelled")
-    if values <= {IGNORE}:
-        raise InputError(source, "no labelled voxels", "annotate at least a few slices")
+    problem = label_problem(value_counts(labels), need_pt=False)  # Pt: see extract
+    if problem:
+        raise InputError(source, *problem)
 
 
 def simulate_annotation(labels: np.ndarray, slices: int) -> np.ndarray:
@@ -108,6 +104,8 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
     labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
     train_z, val_z = split_slices(annotated, settings.val_fraction, gap=2 * settings.context + 1)
+    if not (labels == PT).any():  # none at all: not a matter of which slices validate
+        raise InputError(source, *label_problem(value_counts(labels)))
     scale = Normalisation.of(volume)
     norm = scale.apply(volume)
     rng = np.random.default_rng(settings.seed)
