@@ -145,7 +145,7 @@ def check_writable(folder: str | os.PathLike) -> None:
 
 def check_results_writable(workdir: str | os.PathLike, samples: list[str]) -> None:
     """The results folder and every sample folder and stage folder already in it take files."""
-    results = Path(workdir) / "results"
+    results = Path(workdir).resolve() / "results"
     check_writable(results)
     for sample in samples:
         for folder in [results / sample, *sorted((results / sample).glob("*"))]:
