@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_atomic_writes import unwritable
 
 from smk import ROOT, planned_jobs, snakemake
-from test_atomic_writes import unwritable
 
 pytestmark = pytest.mark.workflow
 
