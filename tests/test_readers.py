@@ -244,3 +244,10 @@ def test_fuzzed_files_give_an_input_error_or_data_never_another_exception(tmp_pa
     finally:
         signal.signal(signal.SIGALRM, old)
     assert outcomes["error"] >= 12  # truncations and foreign files at least
+
+
+def test_an_mrc_cut_inside_its_header_is_called_truncated(tmp_path):
+    path = write(tmp_path / "ts.mrc", stack().astype(np.int16))
+    path.write_bytes(path.read_bytes()[:500])
+    e = error(path)
+    assert e.problem == "truncated: 500 bytes, less than the 1024-byte MRC header"

@@ -226,6 +226,10 @@ def _mrc_header(path: Path) -> formats.MrcHeader:
     """The MRC header, checked before mrcfile sees the file: a header that is no MRC header at
     all and a file shorter than its header promises get different diagnoses."""
     h = formats.read_mrc_header(path)
+    if h.file_size < 1024:
+        raise InputError(path, f"truncated: {h.file_size} bytes, less than the 1024-byte MRC "
+                         "header", "the copy is incomplete (transfer interrupted?): copy the file "
+                         "again")
     if not h.plausible:
         raise InputError(path, f"not an MRC file: its header gives {h.describe()}",
                          "check that this is the stack you meant (IMOD: `header FILE` shows a "
