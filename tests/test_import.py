@@ -350,6 +350,8 @@ def test_angles_unit_radians_converts_and_degrees_accepts_a_narrow_range():
     with pytest.raises(InputError, match="±1.2° series"):  # within ±π/2: radians at any count
         run(wide, list(np.linspace(-1.2, 1.2, 9)))
     assert len(run(wide, list(np.linspace(-4, 4, 9))).angles) == 9  # 9 tilts over ±4°: allowed
+    with pytest.raises(InputError, match="duplicate tilt angles"):  # not "radians"
+        run(raw, [0.0] * 31)
     with pytest.raises(InputError, match="converted from radians") as e:
         run(raw, list(np.linspace(-60, 60, 31)), angles_unit="radians")  # degrees said radians
     assert "remove that setting" in e.value.fix

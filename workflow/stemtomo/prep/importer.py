@@ -93,8 +93,8 @@ def _detect_wrapping(data: np.ndarray, meta: dict, key: str) -> str:
 def _refuse_radians(kept: np.ndarray, source: str, key: str) -> None:
     """With import.angles_unit: auto, refuse a series that only radians explain: more than 10
     tilts within ±5°, or any series within ±π/2 (the whole range radians can have)."""
-    if not kept.size or not np.all(np.isfinite(kept)):
-        return
+    if not kept.size or not np.all(np.isfinite(kept)) or np.unique(kept).size < kept.size:
+        return  # NaN or repeated angles: _check_angles names those
     extent = float(np.max(np.abs(kept)))
     if (extent < 5 and kept.size > 10) or extent <= np.pi / 2:
         step = float(np.median(np.abs(np.diff(np.sort(kept))))) if kept.size > 1 else 0.0
