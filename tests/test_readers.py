@@ -251,3 +251,14 @@ def test_an_mrc_cut_inside_its_header_is_called_truncated(tmp_path):
     path.write_bytes(path.read_bytes()[:500])
     e = error(path)
     assert e.problem == "truncated: 500 bytes, less than the 1024-byte MRC header"
+
+
+@pytest.mark.parametrize("head,found", [
+    (b"\x00\x00\x00\x04" + bytes(8) + b"\x00\x00\x00\x01", "Gatan DM4 file"),
+    (b"\x00\x00\x00\x03" + bytes(4) + b"\x00\x00\x00\x01", "Gatan DM3 file"),
+    (b"\x89HDF\r\n\x1a\n", "HDF5 file")])  # HDF5: e.g. Velox .emd
+def test_microscope_formats_are_named_with_how_to_export_them(tmp_path, head, found):
+    (tmp_path / "ts.mrc").write_bytes(head + bytes(2000))
+    e = error(tmp_path / "ts.mrc")
+    assert e.problem == f"this is a {found}, not an MRC file"
+    assert "export the stack as TIFF or MRC" in e.fix
