@@ -366,7 +366,9 @@ def test_the_napari_helper_opens_paints_saves_and_feeds_patches(tmp_path):
     cfg, labels = helper_sample(tmp_path)
     write_config(tmp_path, cfg)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "workflow")}
-    r = subprocess.run(["xvfb-run", "-a", sys.executable, "-c", textwrap.dedent(NAPARI_SCRIPT)],
+    from stemtomo.export.scene import XVFB
+
+    r = subprocess.run([*XVFB, sys.executable, "-c", textwrap.dedent(NAPARI_SCRIPT)],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "OK [4, 8, 11]" in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]
     from conftest import stage
