@@ -59,9 +59,7 @@ class Encoding:
     def apply(self, stored: np.ndarray, source: str) -> np.ndarray:
         """Stored values → stemtomo's uint8 labels; any value outside the encoding is an error."""
         stored = np.asarray(stored)
-        if stored.dtype.kind not in "uib":
-            raise InputError(source, f"label values of type {stored.dtype} (not integers)",
-                             "save the annotations as an integer label image (uint8/uint16)")
+        check_integer(str(stored.dtype), source)
         values, counts = np.unique(stored, return_counts=True)
         problem = values_problem(dict(zip(values.tolist(), counts.tolist(), strict=True)), self,
                                  need_labels=False, need_pt=False)
@@ -151,6 +149,13 @@ def read_annotations(source: str | Path, shape: tuple[int, int, int], encoding: 
         labels = encoding.apply(stored, str(source))
     check_labelled(labels, str(source), encoding)
     return labels
+
+
+def check_integer(dtype: str, source: str | Path) -> None:
+    """Label images hold integers; a float image is a density or a probability map, not labels."""
+    if dtype != "4-bit" and np.dtype(dtype).kind not in "uib":
+        raise InputError(source, f"label values of type {dtype} (not integers)",
+                         "save the annotations as an integer label image (uint8/uint16)")
 
 
 def values_problem(counts: dict[float, int], encoding: Encoding | None = None,

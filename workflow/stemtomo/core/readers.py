@@ -276,20 +276,28 @@ def _read_mrc(path: Path) -> RawSeries:
 def read_shape(path: str | Path) -> tuple[int, ...]:
     """The shape `read_tiltseries(path).data` would have, from the header alone (no pixel data
     read): for checks before any job runs. Raises InputError like the readers."""
+    return read_header(path)[0]
+
+
+def read_header(path: str | Path) -> tuple[tuple[int, ...], str]:
+    """(shape, dtype name) of what `read_tiltseries(path).data` would hold, from the header
+    alone. Raises InputError like the readers."""
     path = Path(path)
     fmt = file_format(path)
     try:
         if fmt == "NPY":
-            return tuple(_npy_header(path)[0])
+            shape, dtype = _npy_header(path)
+            return tuple(shape), str(dtype)
         if fmt == "MRC":
             h = _mrc_header(path)
-            return h.shape if h.nz > 1 else h.shape[1:]  # mrcfile gives one image as 2D
+            # mrcfile gives one image as 2D
+            return (h.shape if h.nz > 1 else h.shape[1:]), formats.MRC_DTYPES.get(h.mode, "?")
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             _check_tiff_layout(path, series, tif.pages.first)
-            return tuple(series.shape)
+            return tuple(series.shape), str(series.dtype)
     except InputError:
         raise
     except Exception as exc:

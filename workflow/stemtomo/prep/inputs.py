@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.annotations import STEMTOMO, Encoding, mask_files, read_annotations, values_problem
+from ..core.annotations import STEMTOMO, Encoding, check_integer, mask_files, read_annotations, values_problem
 from ..core.config import setting_key, stage_settings
 from ..core.errors import ConfigError, InputError
 from ..core.images import read_image
 from ..core.precheck import VolumeShape, reconstruction_shape, shape_mismatch, value_counts_cached
-from ..core.readers import read_shape
+from ..core.readers import read_header, read_shape
 from ..core.samples import start_point, volume_shape
 from .slices import load_dataset
 
@@ -96,7 +96,8 @@ def check_annotations(source: Path, expected: VolumeShape | None, encoding: Enco
             (max(masks) + 1, *read_image(next(iter(masks.values()))).shape)
         read_annotations(source, shape, encoding)
         return
-    shape = read_shape(source)
+    shape, dtype = read_header(source)
+    check_integer(dtype, source)
     if len(shape) != 3:
         raise InputError(source, f"labels must be one (z, y, x) volume, but the file holds "
                          f"{len(shape)}D data of shape {shape}",
