@@ -25,7 +25,7 @@ test: $(STAMP)
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check $(TOMOPY)/tomopy-*.whl; \
 	else echo "test: no $(TOMOPY) beside the project: the TomoPy tests will skip"; fi
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 clean:
 	rm -rf results .snakemake report.html

@@ -119,14 +119,14 @@ def test_bad_annotations_stop_before_any_job(tmp_path):
     base = {"volume": "rec.tif", "labels": "masks", "label_values": NAPARI_VALUES}
     cases = [
         ({**base, "label_values": {"pt": 3, "background": 1}},
-         "z0003.png: values [2] are not in the label encoding (1 = background, 3 = pt)"),
+         "z0003.png: label values [2] are not in the label encoding (1 = background, 3 = pt)"),
         ({**base, "volume_axes": "yzx"}, "z0003.png: mask of shape (16, 16), the volume's slices "
                                          "are (10, 16)"),
         ({**base, "label_values": {**NAPARI_VALUES, "pt": 9}}, "values [3] are not in the label"),
         ({**base, "truth": "rec.tif"}, "rec.tif: label values of type float32 (not integers)"),
     ]
     export_masks(tmp_path, np.where(labels == 2, 1, labels).astype(np.uint8), [5], "no_pt")
-    cases.append(({**base, "labels": "no_pt"}, "no_pt: no Pt anywhere in the annotations"))
+    cases.append(({**base, "labels": "no_pt"}, "no_pt: the labels hold no Pt at all"))
     for sample, message in cases:
         r = snakemake(tmp_path, {"samples": {"v": sample}}, "-n")
         assert r.returncode != 0 and message in r.stdout + r.stderr, (message, r.stdout[-1500:])

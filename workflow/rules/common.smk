@@ -16,8 +16,9 @@ from stemtomo.core.config import (  # noqa: E402
     stage_settings,
     validate_config,
 )
-from stemtomo.core.errors import ConfigError, InputError  # noqa: E402
+from stemtomo.core.errors import ConfigError, InputError, OutputError  # noqa: E402
 from stemtomo.core.labels import MODELS  # noqa: E402
+from stemtomo.core.precheck import check_results_writable  # noqa: E402
 from stemtomo.core.samples import start_point  # noqa: E402
 from stemtomo.prep.inputs import check_inputs, mask_inputs  # noqa: E402
 from stemtomo.prep.slices import find_pairs  # noqa: E402
@@ -25,9 +26,30 @@ from stemtomo.prep.slices import find_pairs  # noqa: E402
 try:
     validate_config(config)
     check_files(config)
-    check_inputs(config)  # annotations, 2D datasets and volumes: before any job
+    if workflow.is_main_process:  # not again in each cluster job
+        check_inputs(config)  # annotations, truth, 2D datasets and volumes: before any job
 except (ConfigError, InputError) as exc:
     raise WorkflowError(str(exc)) from None
+
+
+onstart:
+    # only before real runs (not dry runs): a folder that cannot take results stops here, with
+    # its name and the fix, not as a traceback from the first job
+    try:
+        check_results_writable(".", list(config["samples"]))
+    except OutputError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+# GPU rules are retried once, for a GPU out of memory: Snakemake restarts a failed job whatever
+# its exit status, so these rules pass the attempt number to their script and the runner
+# (stemtomo.core.runner) fails a retry at once when the first attempt failed on bad input or a
+# bug. No other rule is retried (the profiles set no `retries`).
+GPU_RETRIES = 1
+
+
+def attempt_number(wildcards, attempt):
+    return attempt
 
 SAMPLES = list(config["samples"])
 

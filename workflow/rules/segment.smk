@@ -13,6 +13,8 @@ rule segment_slab:
     threads: 2
     resources:
         gpu=1,
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
     conda:
         "../../envs/learn.yaml"
     script:

@@ -8,9 +8,8 @@ import _libpath  # noqa: F401  (stemtomo from this checkout)
 from stemtomo.core import io
 from stemtomo.core.annotations import Encoding, annotated_slices, read_annotations
 from stemtomo.core.labels import class_statistics
-from stemtomo.core.readers import read_tiltseries
+from stemtomo.core.readers import read_shape, read_tiltseries
 from stemtomo.core.runner import run_rule
-from stemtomo.core.samples import stored_shape
 from stemtomo.learn.patches import simulate_annotation
 
 log = logging.getLogger("stemtomo.patches")
@@ -25,7 +24,7 @@ def main(smk) -> None:
                  len(annotated_slices(labels)))
     else:
         encoding = Encoding.from_config(smk.params.label_values, f"{key}.label_values")
-        labels = read_annotations(smk.params.source, stored_shape(smk.input.volume), encoding,
+        labels = read_annotations(smk.params.source, read_shape(smk.input.volume), encoding,
                                   f"{key}.labels")
         log.info("%s: encoding %s", smk.params.source, encoding.describe())
     io.write_tiff(smk.output.labels, labels, None)

@@ -59,16 +59,12 @@ class Encoding:
     def apply(self, stored: np.ndarray, source: str) -> np.ndarray:
         """Stored values → stemtomo's uint8 labels; any value outside the encoding is an error."""
         stored = np.asarray(stored)
-        if stored.dtype.kind not in "uib":
-            raise InputError(source, f"label values of type {stored.dtype} (not integers)",
-                             "save the annotations as an integer label image (uint8/uint16)")
-        values = np.unique(stored)
-        unknown = [int(v) for v in values if int(v) not in self.mapping]
-        if unknown:
-            raise InputError(source, f"values {unknown[:10]} are not in the label encoding "
-                             f"({self.describe()})",
-                             "map them with the sample's `label_values` (e.g. {background: 1, "
-                             "alumina: 2, pt: 3, unlabelled: 0} for napari), or correct the file")
+        check_integer(str(stored.dtype), source)
+        values, counts = np.unique(stored, return_counts=True)
+        problem = values_problem(dict(zip(values.tolist(), counts.tolist(), strict=True)), self,
+                                 need_labels=False, need_pt=False)
+        if problem:
+            raise InputError(source, *problem)
         lut = np.full(int(values.max()) + 1, IGNORE, np.uint8)
         for v, c in self.table:
             if v < len(lut):
@@ -151,19 +147,65 @@ def read_annotations(source: str | Path, shape: tuple[int, int, int], encoding: 
                              "(z, y, x)", f"annotate the reconstruction itself (same shape), or "
                              f"give a folder of per-slice masks as `{key}`")
         labels = encoding.apply(stored, str(source))
-    check_labelled(labels, str(source))
+    check_labelled(labels, str(source), encoding)
     return labels
 
 
-def check_labelled(labels: np.ndarray, source: str) -> None:
-    """Annotations that can train: some labelled voxels, and Pt among them."""
-    if not (labels != IGNORE).any():
-        raise InputError(source, "no labelled voxels (every value means unlabelled)",
-                         "paint at least a few slices, or check `label_values`")
-    if not (labels == PT).any():
-        raise InputError(source, "no Pt anywhere in the annotations",
-                         "label the Pt particles (the class the networks must learn), or check "
-                         "that `label_values` maps your Pt value to pt")
+def check_integer(dtype: str, source: str | Path) -> None:
+    """Label images hold integers; a float image is a density or a probability map, not labels."""
+    if dtype != "4-bit" and np.dtype(dtype).kind not in "uib":
+        raise InputError(source, f"label values of type {dtype} (not integers)",
+                         "save the annotations as an integer label image (uint8/uint16)")
+
+
+def values_problem(counts: dict[float, int], encoding: Encoding | None = None,
+                   need_labels: bool = True, need_pt: bool = True) -> tuple[str, str] | None:
+    """(problem, fix) when stored label values (value → voxels) cannot train the networks, else
+    None: values outside the encoding (stemtomo's by default), nothing labelled, or (`need_pt`)
+    no Pt at all — what the networks learn and early stopping watches."""
+    encoding = encoding or STEMTOMO
+    found = ", ".join(f"{v}: {n} voxels" for v, n in sorted(counts.items())[:8])
+    bad = sorted(v for v in counts if v not in encoding.mapping)
+    if bad and encoding == STEMTOMO:
+        return (f"label values {bad[:10]} are not classes (values found: {found})",
+                f"use {BACKGROUND} background/pores, {ALUMINA} γ-alumina, {PT} Pt and {IGNORE} "
+                "for unlabelled voxels, or describe your values with the sample's `label_values` "
+                "(e.g. {unlabelled: 0, background: 1, alumina: 2, pt: 3} for napari)")
+    if bad:
+        return (f"label values {bad[:10]} are not in the label encoding ({encoding.describe()}) "
+                f"(values found: {found})",
+                "map them with the sample's `label_values`, or correct the file")
+    classes = {encoding.mapping[v] for v, n in counts.items() if n}
+    return classes_problem(classes, encoding, found, need_labels, need_pt)
+
+
+def classes_problem(classes: set[int], encoding: Encoding, found: str, need_labels: bool = True,
+                    need_pt: bool = True) -> tuple[str, str] | None:
+    """(problem, fix) when the classes present (ids, IGNORE included) cannot train: nothing
+    labelled or no Pt; `found` says what the annotations hold."""
+    own = encoding == STEMTOMO
+    if need_labels and not classes - {IGNORE}:
+        return (f"no labelled voxels: every voxel is {'255 ' if own else ''}(unlabelled)",
+                "annotate at least a few slices" + ("" if own else ", or check `label_values`"))
+    if need_pt and PT not in classes:
+        return (f"the labels hold no Pt{f' ({PT})' if own else ''} at all (values found: {found})",
+                f"label the Pt nanoparticles{f' {PT}' if own else ''} in the annotated slices: "
+                "the networks learn Pt from them and training stops on the Pt Dice" + (
+                    "" if own else " (or check that `label_values` maps your Pt value to pt)"))
+    return None
+
+
+def check_labelled(labels: np.ndarray, source: str, encoding: Encoding | None = None) -> None:
+    """stemtomo labels that can train: some labelled voxels, and Pt among them (messages in the
+    terms of the `encoding` the annotations came in)."""
+    from .labels import value_counts
+
+    counts = value_counts(labels)
+    names = {**CLASS_NAMES, IGNORE: "unlabelled"}
+    found = ", ".join(f"{names.get(c, c)}: {n} voxels" for c, n in sorted(counts.items()))
+    problem = classes_problem(set(counts), encoding or STEMTOMO, found)
+    if problem:
+        raise InputError(source, *problem)
 
 
 def annotated_slices(labels: np.ndarray) -> np.ndarray:

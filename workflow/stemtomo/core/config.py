@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .samples import START_POINTS, expand, start_point
 from .settings import RUNTIME_KEYS, canonical, merged_settings
 
@@ -97,7 +97,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
-def _key(config: dict, sample: str, stage: str, key: str) -> str:
+def setting_key(config: dict, sample: str, stage: str, key: str) -> str:
     """The dotted key a setting came from: the sample's override or the top-level section."""
     own = config["samples"][sample].get(stage) or {}
     return f"samples.{sample}.{stage}.{key}" if key in own else f"{stage}.{key}"
@@ -118,7 +118,7 @@ def _check_between_keys(config: dict, sample: str) -> None:
         for model in stage_settings(config, trained_on, "train")["models"]:
             multiple = 2 ** model_settings(config, trained_on, model)["depth"]
             if value % multiple:
-                raise ConfigError(f"config {_key(config, sample, stage, key)}",
+                raise ConfigError(f"config {setting_key(config, sample, stage, key)}",
                                   f"{value} is not a multiple of 2^depth = {multiple} ({model})",
                                   fix.format(multiple=multiple))
 
@@ -161,7 +161,7 @@ def _check_start_keys(config: dict, sample: str) -> None:
                               "own masks (slices.train.masks, slices.val.masks)", f"remove `{key}`")
     context = stage_settings(config, sample, "patches")["context"]
     if context:
-        raise ConfigError(f"config {_key(config, sample, 'patches', 'context')}",
+        raise ConfigError(f"config {setting_key(config, sample, 'patches', 'context')}",
                           f"2.5D context {context} needs neighbouring slices of one volume; the "
                           "images of a `slices:` dataset are unrelated", "use context: 0")
 
@@ -217,7 +217,7 @@ def model_settings(config: dict, sample: str, model: str, schema: dict | None = 
     own = (merged.get("per_model") or {}).get(model)
     if own:
         merged.update(copy.deepcopy(own))
-        _check_section(merged, "train", _key(config, sample, "train", "per_model") + f".{model}",
+        _check_section(merged, "train", setting_key(config, sample, "train", "per_model") + f".{model}",
                        schema)
     merged.pop("per_model", None)
     merged.pop("models", None)
@@ -240,7 +240,17 @@ def check_files(config: dict, workdir: str | Path = ".") -> None:
     for name, sample in config["samples"].items():
         for key in ("tiltseries", "angles", "volume", "truth"):
             value = sample.get(key)
-            if isinstance(value, str) and not (workdir / value).is_file():
+            if not isinstance(value, str):
+                continue
+            if (workdir / value).is_dir():
+                from .readers import file_format  # NumPy: only when needed
+
+                try:
+                    file_format(workdir / value)
+                except InputError as exc:
+                    raise ConfigError(f"config samples.{name}.{key}", f"{value}: {exc.problem}",
+                                      exc.fix) from None
+            if not (workdir / value).is_file():
                 raise ConfigError(f"config samples.{name}.{key}",
                                   f"file not found: {value} (looked in {workdir.resolve()})",
                                   "paths are relative to the working directory; fix the path "

@@ -93,5 +93,5 @@ def load_dataset(slices: dict, encoding: Encoding, key: str,
     n_train = len(record["train"])
     record.update(train_slices=list(range(n_train)), val_slices=list(range(n_train, len(stack))),
                   shape_zyx=list(stack.shape))
-    check_labelled(masks, key)
+    check_labelled(masks, key, encoding)
     return Dataset(stack, masks, record)
