@@ -48,10 +48,20 @@ PRESET = ROOT / "workflow" / "presets" / "low_dose.yaml"
 ITERATIONS = (5, 10, 15, 20, 25, 30, 40, 50, 70, 100)
 
 
-def config(models: list[str], seeds: list[int]) -> dict:
+def preset(size: int | None = None, train_epochs: int | None = None) -> dict:
+    """The low-dose preset, optionally smaller (simulate.size) or with fewer training epochs."""
+    cfg = yaml.safe_load(PRESET.read_text())
+    (sample,) = cfg["samples"].values()
+    if size:
+        sample["simulate"]["size"] = size
+    if train_epochs:
+        cfg.setdefault("train", {})["epochs"] = train_epochs
+    return cfg
+
+
+def config(cfg: dict, models: list[str], seeds: list[int]) -> dict:
     """The preset's sample as `denoised<seed>` and as `raw<seed>` (the same sample with denoise
     disabled) for each training seed: same simulation, alignment and recipe."""
-    cfg = yaml.safe_load(PRESET.read_text())
     (sample,) = cfg["samples"].values()
     cfg["samples"] = {}
     for seed in seeds:
@@ -110,7 +120,7 @@ def stage_time(res: Path, settings: DenoiseSettings, threads: int) -> dict:
     torch.set_num_threads(threads)
     series = read_tiltseries(res / "01_align" / "tiltseries.tif").data
     angles = read_angle_file(res / "01_align" / "tiltseries.tlt")
-    recon = settings_of(ReconstructSettings, yaml.safe_load(PRESET.read_text()))
+    recon = settings_of(ReconstructSettings, preset())
     full = tifffile.imread(res / "02_recon" / "volume.tif")
     out, t, c = {}, time.perf_counter(), time.process_time()
     splits = [reconstruct_split(series, angles, recon, k, settings.splits, threads=threads)[0]
@@ -169,12 +179,17 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["unet"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (pairs)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the learning rules")
+    ap.add_argument("--size", type=int, help="simulate.size instead of the preset's 128 (smaller: faster)")
+    ap.add_argument("--train-epochs", type=int, help="train.epochs instead of the preset's 15")
     args = ap.parse_args()
+    cfg = preset(args.size, args.train_epochs)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict = {"benchmark": "denoise", "preset": str(PRESET.relative_to(ROOT)), "cpus": os.cpu_count(),
-                 "threads": args.threads, "seeds": args.seeds, "load_average_before": os.getloadavg()}
-    section(out, "pipeline_wall_s", run_pipeline, workdir, config(args.models, args.seeds), args.threads)
+                 "threads": args.threads, "seeds": args.seeds, "size": cfg["samples"]["low_dose"][
+                     "simulate"]["size"], "train_epochs": cfg["train"]["epochs"],
+                 "load_average_before": os.getloadavg()}
+    section(out, "pipeline_wall_s", run_pipeline, workdir, config(cfg, args.models, args.seeds), args.threads)
     out["load_average_after_pipeline"] = os.getloadavg()
     if not isinstance(out["pipeline_wall_s"], float):
         print(json.dumps(out, indent=1))
@@ -187,7 +202,7 @@ def main() -> None:
                                                "denoised": dice(res / f"denoised{s}")}
                                   for s in args.seeds})
     section(out, "pt_dice_gain", gains, out["dice"], args.models)
-    settings = settings_of(DenoiseSettings, yaml.safe_load(PRESET.read_text()))
+    settings = settings_of(DenoiseSettings, cfg)
     section(out, "pipeline_denoise_jobs_wall_s", rules_wall, res / f"denoised{first}")
     section(out, "stage_alone", stage_time, res / f"denoised{first}", settings, args.threads)
     out["load_average_after"] = os.getloadavg()

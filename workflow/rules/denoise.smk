@@ -17,6 +17,8 @@ rule denoise_split:
     threads: 2
     resources:
         gpu=1,  # used when present (astra-gpu); never shared between jobs
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
     conda:
         "../../envs/recon.yaml"
     script:
@@ -50,6 +52,8 @@ rule denoise:
     threads: 2
     resources:
         gpu=1,
+        attempt=attempt_number,  # the runner retries a GPU out of memory only (from the checkpoint)
+    retries: GPU_RETRIES
     conda:
         "../../envs/learn.yaml"
     script:

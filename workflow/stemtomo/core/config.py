@@ -174,14 +174,14 @@ def _check_denoise(config: dict, sample: str) -> None:
     kind = start_point(config["samples"][sample])
     if kind in ("volume", "slices"):
         what = "a reconstruction made elsewhere" if kind == "volume" else "2D images"
-        raise ConfigError(f"config {_key(config, sample, 'denoise', 'enabled')}",
+        raise ConfigError(f"config {setting_key(config, sample, 'denoise', 'enabled')}",
                           f"denoising splits the tilt series into sub-reconstructions; sample "
                           f"{sample!r} starts from `{kind}:` ({what}) and has no tilts to split",
                           f"set samples.{sample}.denoise: {{enabled: false}}, or start the sample "
                           "from its tilt series (`tiltseries:`)")
     multiple = 2 ** settings["depth"]
     if settings["patch_size"] % multiple:
-        raise ConfigError(f"config {_key(config, sample, 'denoise', 'patch_size')}",
+        raise ConfigError(f"config {setting_key(config, sample, 'denoise', 'patch_size')}",
                           f"{settings['patch_size']} is not a multiple of 2^depth = {multiple} "
                           "(denoise.depth)", f"use a multiple of {multiple} or a smaller "
                           "denoise.depth")
