@@ -73,10 +73,13 @@ def config(cfg: dict, models: list[str], seeds: list[int]) -> dict:
     return cfg
 
 
-def run_pipeline(workdir: Path, cfg: dict, threads: int) -> float:
-    """Both samples up to their evaluation; returns the wall time."""
+def run_pipeline(workdir: Path, cfg: dict, threads: int, segment: bool = True) -> float:
+    """Both samples up to their evaluation (segment=False: the denoised ones up to the denoise
+    stage only); returns the wall time."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    targets = [f"results/{s}/06_evaluate/metrics.csv" for s in cfg["samples"]]
+    targets = [f"results/{s}/06_evaluate/metrics.csv" if segment else
+               f"results/{s}/02b_denoise/denoise.json" for s in cfg["samples"]
+               if segment or s.startswith("denoised")]
     cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores",
            "2", "--set-threads", *(f"{r}={threads}" for r in ("denoise", "train", "segment_slab"))]
@@ -141,11 +144,17 @@ def stage_time(res: Path, settings: DenoiseSettings, threads: int) -> dict:
 
 
 def rules_wall(res: Path) -> dict:
-    """Wall seconds of the pipeline's denoise jobs (from their logs; they shared the cores)."""
+    """Wall seconds of the pipeline's denoise jobs (from their logs; they shared the cores), and
+    the stage's own record of its parts (denoise.json)."""
     walls = {}
     for log in sorted((res / "logs").glob("denoise*.log")):
-        found = re.search(r"rule \w+ finished in ([\d.]+) s", log.read_text())
-        walls[log.stem] = float(found.group(1)) if found else None
+        found = re.findall(r"rule \w+ finished in ([\d.]+) s", log.read_text())
+        walls[log.stem] = float(found[-1]) if found else None
+    record = json.loads((res / "02b_denoise" / "denoise.json").read_text())
+    walls["denoise.json"] = {**record["seconds"], "epochs": record["epochs"],
+                             "resumed_from_epoch": record["resumed_from_epoch"],
+                             "patches_per_s": [round(h["patches_per_s"], 1) for h in record["history"]],
+                             "loss": [round(v, 6) for v in record["loss"]]}
     return walls
 
 
@@ -181,6 +190,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the learning rules")
     ap.add_argument("--size", type=int, help="simulate.size instead of the preset's 128 (smaller: faster)")
     ap.add_argument("--train-epochs", type=int, help="train.epochs instead of the preset's 15")
+    ap.add_argument("--no-segmentation", action="store_true",
+                    help="only the denoised sample, up to the denoise stage: errors and times, no Dice")
+    ap.add_argument("--no-stage-alone", action="store_true",
+                    help="skip rerunning the stage alone in this process (times from the jobs only)")
     args = ap.parse_args()
     cfg = preset(args.size, args.train_epochs)
     workdir = Path(args.workdir)
@@ -189,22 +202,27 @@ def main() -> None:
                  "threads": args.threads, "seeds": args.seeds, "size": cfg["samples"]["low_dose"][
                      "simulate"]["size"], "train_epochs": cfg["train"]["epochs"],
                  "load_average_before": os.getloadavg()}
-    section(out, "pipeline_wall_s", run_pipeline, workdir, config(cfg, args.models, args.seeds), args.threads)
+    section(out, "pipeline_wall_s", run_pipeline, workdir, config(cfg, args.models, args.seeds),
+            args.threads, not args.no_segmentation)
     out["load_average_after_pipeline"] = os.getloadavg()
     if not isinstance(out["pipeline_wall_s"], float):
         print(json.dumps(out, indent=1))
         sys.exit(1)
     res = workdir / "results"
     first = args.seeds[0]
-    section(out, "mlem", mlem_curve, res / f"raw{first}", args.threads)
-    section(out, "error", errors, res / f"raw{first}", res / f"denoised{first}", out["mlem"])
-    section(out, "dice", lambda: {f"seed{s}": {"raw": dice(res / f"raw{s}"),
-                                               "denoised": dice(res / f"denoised{s}")}
-                                  for s in args.seeds})
-    section(out, "pt_dice_gain", gains, out["dice"], args.models)
+    # the raw sample's simulation, alignment and reconstruction are the denoised one's (same seeds)
+    raw = res / (f"denoised{first}" if args.no_segmentation else f"raw{first}")
+    section(out, "mlem", mlem_curve, raw, args.threads)
+    section(out, "error", errors, raw, res / f"denoised{first}", out["mlem"])
+    if not args.no_segmentation:
+        section(out, "dice", lambda: {f"seed{s}": {"raw": dice(res / f"raw{s}"),
+                                                   "denoised": dice(res / f"denoised{s}")}
+                                      for s in args.seeds})
+        section(out, "pt_dice_gain", gains, out["dice"], args.models)
     settings = settings_of(DenoiseSettings, cfg)
     section(out, "pipeline_denoise_jobs_wall_s", rules_wall, res / f"denoised{first}")
-    section(out, "stage_alone", stage_time, res / f"denoised{first}", settings, args.threads)
+    if not args.no_stage_alone:
+        section(out, "stage_alone", stage_time, res / f"denoised{first}", settings, args.threads)
     out["load_average_after"] = os.getloadavg()
     print(json.dumps(out, indent=1))
 
