@@ -9,10 +9,10 @@ import logging
 import numpy as np
 
 from .axis import coarse_costs, doubling_width, local_minima, refine_angle
-from .candidates import SAME_LINE_DEG, choose, propose, refine_and_merge, score
+from .candidates import DECISIVE, SAME_LINE_DEG, choose, propose, refine_and_merge, score
 from .com import com_axis
 from .settings import AlignSettings
-from .working import views
+from .working import rebin, views
 
 log = logging.getLogger("stemtomo.align")
 MAX_COM_CORRECTION = 3.0  # deg: a larger centre-of-mass correction means it is not to be trusted
@@ -27,16 +27,20 @@ def search_axis(work: np.ndarray, angles: np.ndarray, usable: np.ndarray, s: Ali
     grid, costs = coarse_costs(work, usable, s.search_centre, s.axis_angle_search, radius)
     minima = local_minima(costs, circular, separation=int(SAME_LINE_DEG // 2))
     candidates = propose(grid, costs, minima, s.axis_angle_guess, circular)
+    # The common line decided alone: the object has structure across the axis.
+    decisive = candidates[0].depth <= DECISIVE and all(c.source != "common line" for c in candidates[1:])
     candidates = refine_and_merge(work, usable, candidates, radius)
     if len(candidates) > 1:
         score(work, angles, usable, candidates, s, binning, radius, precentred)
     best, decision = choose(candidates)
     phi, evaluations = refine_angle(work, usable, candidates[best].refined_deg, radius, 1.5)
-    width = doubling_width(work, usable, phi, radius)
+    small = rebin(work, 128)  # the width is judged where it was calibrated (64-128 px)
+    width = doubling_width(small, usable, phi, radius * small.shape[2] / work.shape[2])
     log.info("tilt-axis line: %d candidate(s), chosen %.2f° (%s confidence); common line %.3f°",
              len(candidates), candidates[best].refined_deg, decision["confidence"], phi)
     return phi, {"grid_deg": grid.tolist(), "grid_cost": costs.tolist(), **decision,
-                 "common_line_deg": phi, "common_line_width_deg": round(width, 4),
+                 "common_line_decisive": decisive, "common_line_deg": phi,
+                 "common_line_width_deg": round(width, 4),
                  "evaluations": evaluations + len(grid) + 3}
 
 

@@ -46,10 +46,11 @@ def slab_sums(stack: np.ndarray, slabs: list[np.ndarray]) -> np.ndarray:
 def self_consistency(work: np.ndarray, angles: np.ndarray, keep: np.ndarray, axis_angle: float,
                      translations: np.ndarray, binning: int, projector: str) -> dict:
     """The residual of the raw working copy (axis taken as vertical through the centre, no shifts)
-    and of the same images aligned, on the same slabs of a copy binned to ≤ WIDTH px."""
+    and of the same images aligned, both from a copy binned to ≤ WIDTH px, on the same slabs."""
     idx = np.flatnonzero(keep)
     raw = rebin(work[idx], WIDTH)
-    aligned = rebin(views(work, idx, axis_angle, translations, order=3), WIDTH)
+    f = work.shape[2] / raw.shape[2]
+    aligned = views(raw, np.arange(len(idx)), axis_angle, translations[idx] / f, order=3)
     slabs = fixed_slabs(raw.shape[1])
     return {"measure": f"||Ax - y|| / ||y|| after {ITERATIONS} non-negative SIRT iterations on "
                        f"{len(slabs)} slabs of rows, binned {binning * work.shape[2] // raw.shape[2]}x",
