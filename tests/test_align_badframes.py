@@ -58,7 +58,7 @@ def test_too_many_flagged_tilts_stop_with_the_list_and_the_fix(tiny):
     assert msg.startswith("results/s/00_import/tiltseries.tif: alignment flagged 4 of 31 tilts as "
                           "unusable (13 %, more than align.max_flagged_fraction = 0.1): ")
     for i in bad:
-        assert f"{i} ({tiny.angles[i]:+.1f}°, resembles neither neighbour)" in msg
+        assert f"{i} ({tiny.angles[i]:+.1f}°, resembles none of its neighbours)" in msg
     assert "fix: look at these images; leave out those that are blank or noise with " \
            "import.exclude_angles: [-48.0, -24.0, 20.0, 48.0]" in msg
     assert "raise align.max_flagged_fraction" in msg

@@ -49,7 +49,7 @@ def test_one_bad_frame_costs_one_tilt_and_too_many_stop_the_rule(tmp_path):
     assert not many.exists() or list(many.iterdir()) == []  # nothing that looks finished
     log = (tmp_path / "results/many/logs/align.log").read_text()
     assert ("results/many/00_import/tiltseries.tif: alignment flagged 4 of 31 tilts as unusable "
-            "(13 %, more than align.max_flagged_fraction = 0.1): 3 (-48.0°, resembles neither "
-            "neighbour)") in log
+            "(13 %, more than align.max_flagged_fraction = 0.1): 3 (-48.0°, resembles none of "
+            "its neighbours)") in log
     assert "fix: look at these images; leave out those that are blank or noise with " \
            "import.exclude_angles: [-48.0, -24.0, 20.0, 48.0]" in log

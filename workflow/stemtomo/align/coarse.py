@@ -3,11 +3,10 @@ binned to ≤ 128 px, registered as one batch.
 
 They serve twice. (1) Tilts that resemble none of their neighbours (a noise-only frame, a lost
 scan) are screened out, so the chain correlates across them instead of losing every later tilt
-on that side. (2) When the shifts exceed a few
-percent of the field, the working copy is pre-centred by the chained shifts (whole pixels, no
-resampling), so that the common-line profiles and the correlations compare the same part of an
-object that runs out of the field, and the along-axis registration of a periodic (layered)
-object starts within half a period.
+on that side. (2) When the shifts exceed a few percent of the field, the working copy is
+pre-centred by the chained shifts (whole pixels, no resampling), so that the common-line profiles
+and the correlations compare the same part of an object that runs out of the field, and the
+along-axis registration of a layered object starts within a layer.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ LINK_STEPS = 3             # tilts resemble tilts up to this many steps away: tw
 @dataclass
 class CoarsePass:
     shifts: np.ndarray        # (n, 2) raw-frame shifts (work px, whole pixels) removed from the copy
-    outliers: np.ndarray      # bool (n,): tilts that correlate with neither neighbour
+    outliers: np.ndarray      # bool (n,): tilts that resemble none of their neighbours
     neighbour_quality: list   # correlation of each consecutive pair of usable tilts (angle order)
     precentred: bool
     max_shift_px: float       # largest chained shift, work px
@@ -50,7 +49,7 @@ def screen_and_precentre(work: np.ndarray, angles: np.ndarray, usable: np.ndarra
         correlate = Correlator(small.shape[1:], band, taper, 10, 0.25)
         links = [correlate(small[order[:-d]], small[order[d:]]).quality
                  for d in range(1, min(LINK_STEPS, len(order) - 1) + 1)]
-        outliers[order] = _resembles_neither(links, bad_quality)
+        outliers[order] = _resembles_none(links, bad_quality)
         keep = order[~outliers[order]]
         steps = correlate(small[keep[:-1]], small[keep[1:]]).shift if len(keep) > 1 else np.zeros((0, 2))
         quality = [round(float(q), 4) for q in links[0]]
@@ -94,7 +93,7 @@ def leaves_field(work: np.ndarray, fraction: float = 0.5) -> bool:
     return bool(touching.mean() > fraction)
 
 
-def _resembles_neither(quality: list[np.ndarray], ratio: float) -> np.ndarray:
+def _resembles_none(quality: list[np.ndarray], ratio: float) -> np.ndarray:
     """Per tilt (angle order): outside the largest group of tilts linked by correlations of at
     least `ratio` × the median of neighbouring pairs; quality[d - 1] holds the correlations of
     tilts d steps apart. Links over several steps, so that the chain can cross bad frames;

@@ -66,7 +66,7 @@ def align_tiltseries(stack: np.ndarray, angles: np.ndarray, settings: AlignSetti
     if usable.sum() < 3:
         raise ValueError("fewer than 3 tilts carry signal; nothing to align")
     work, coarse = screen_and_precentre(raw, angles, usable, s.bandpass, s.taper, s.bad_quality)
-    est = Estimate(work, raw, angles, usable & ~coarse.outliers, b, coarse)
+    est = Estimate(work, angles, usable & ~coarse.outliers, b, coarse)
     est.history["coarse"] = _coarse_record(coarse, b)
     timings = {}
     axis_angle(est, s)

@@ -29,7 +29,6 @@ SHARP_COMMON_LINE_DEG = 1.0
 class Estimate:
     """The working state of one alignment (work px, axis frame of the pre-centred copy)."""
     work: np.ndarray               # pre-centred working copy (the prepared images if not needed)
-    raw: np.ndarray                # the prepared images
     angles: np.ndarray
     usable: np.ndarray
     binning: int
@@ -149,7 +148,7 @@ def check_flagged(est: Estimate, s: AlignSettings, source: str) -> None:
 
 def reason(est: Estimate, i: int) -> str:
     if est.coarse.outliers[i]:
-        return "resembles neither neighbour"
+        return "resembles none of its neighbours"
     return "no signal" if not est.usable[i] else f"correlation {est.quality[i]:.2f}"
 
 
