@@ -54,8 +54,10 @@ def screen_and_precentre(work: np.ndarray, angles: np.ndarray, usable: np.ndarra
         steps = correlate(small[keep[:-1]], small[keep[1:]]).shift if len(keep) > 1 else np.zeros((0, 2))
         quality = [round(float(q), 4) for q in links[0]]
         chained = np.concatenate([[[0.0, 0.0]], np.cumsum(steps, axis=0)]) * f
-        ref = int(np.argmin(np.abs(angles[keep])))
-        shifts[keep] = chained - chained[ref]
+        # About the series' mean position, not one tilt's: which tilt anchors the chain (a noise
+        # frame at 0° moves it) must not move the copy's centre off the axis, where the disk of
+        # the common-line profiles would take in different parts of a field-filling object.
+        shifts[keep] = chained - chained.mean(axis=0)
         # Screened tilts take the shift of their nearest kept neighbour in angle.
         for i in np.flatnonzero(~np.isin(np.arange(n), keep)):
             shifts[i] = shifts[keep[int(np.argmin(np.abs(angles[keep] - angles[i])))]]
