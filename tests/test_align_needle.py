@@ -105,8 +105,8 @@ def test_candidate_lines_compete_and_the_data_decide(needle90):
     assert search["chosen"] != 0 and line_error(chosen["refined_deg"], 90.0) < 2.0
     others = [c["residual"] for k, c in enumerate(cands) if k != search["chosen"]]
     assert chosen["residual"] * 1.2 < min(others) and search["margin"] >= 0.2
-    # The fine angle comes from the centres of mass (the common-line minimum is wide here).
-    assert search["fine_angle_from"] == "centre of mass" and search["common_line_width_deg"] > 1.0
+    # The common line did not decide alone, so the fine angle comes from the centres of mass.
+    assert not search["common_line_decisive"] and search["fine_angle_from"] == "centre of mass"
     record = json.loads(json.dumps(alignment_record(res, ~res.bad, [0.0] * len(res.angles), 0.8)))
     assert [c["residual"] for c in record["axis_angle_search"]["candidates"]] == \
         [c["residual"] for c in cands]
@@ -126,7 +126,8 @@ def test_catalyst_keeps_one_candidate_and_the_common_line():
     sim = simulate(simulate_params(tilt={"start": -70, "stop": 70, "step": 4}))
     res = align(sim)
     search = res.history["axis_angle_search"]
-    assert len(search["candidates"]) == 1 and search["fine_angle_from"] == "common line"
+    assert len(search["candidates"]) == 1 and search["common_line_decisive"]
+    assert search["fine_angle_from"] == "common line"
     assert abs(res.axis_angle_deg - sim.truth["axis_angle_deg"]) <= 0.1
 
 

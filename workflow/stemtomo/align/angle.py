@@ -1,6 +1,7 @@
 """The tilt-axis angle: candidate lines from the common line, decided by the data (candidates),
-then the fine angle from the common line or, where the object stays in view, from centres of
-mass (com), which do not depend on how much structure the object has across the axis."""
+then the fine angle from the common line where it decided alone, or else, where the object stays
+in view, from centres of mass (com), which do not depend on how much structure the object has
+across the axis."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import logging
 
 import numpy as np
 
-from .axis import coarse_costs, doubling_width, local_minima, refine_angle
+from .axis import coarse_costs, local_minima, refine_angle
 from .candidates import DECISIVE, SAME_LINE_DEG, choose, propose, refine_and_merge, score
 from .com import com_axis
 from .settings import AlignSettings
-from .working import rebin, views
+from .working import views
 
 log = logging.getLogger("stemtomo.align")
 MAX_COM_CORRECTION = 3.0  # deg: a larger centre-of-mass correction means it is not to be trusted
@@ -34,14 +35,11 @@ def search_axis(work: np.ndarray, angles: np.ndarray, usable: np.ndarray, s: Ali
         score(work, angles, usable, candidates, s, binning, radius, precentred)
     best, decision = choose(candidates)
     phi, evaluations = refine_angle(work, usable, candidates[best].refined_deg, radius, 1.5)
-    small = rebin(work, 128)  # the width is judged where it was calibrated (64-128 px)
-    width = doubling_width(small, usable, phi, radius * small.shape[2] / work.shape[2])
     log.info("tilt-axis line: %d candidate(s), chosen %.2f° (%s confidence); common line %.3f°",
              len(candidates), candidates[best].refined_deg, decision["confidence"], phi)
     return phi, {"grid_deg": grid.tolist(), "grid_cost": costs.tolist(), **decision,
                  "common_line_decisive": decisive, "common_line_deg": phi,
-                 "common_line_width_deg": round(width, 4),
-                 "evaluations": evaluations + len(grid) + 3}
+                 "evaluations": evaluations + len(grid)}
 
 
 def centre_of_mass_angle(work: np.ndarray, angles: np.ndarray, keep: np.ndarray, phi: float,

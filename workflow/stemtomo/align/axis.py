@@ -112,19 +112,6 @@ def refine_angle(work: np.ndarray, usable: np.ndarray, start: float, radius: flo
     return float(res.x), int(res.nfev)
 
 
-def doubling_width(work: np.ndarray, usable: np.ndarray, angle: float, radius: float | None = None,
-                   step: float = 0.5) -> float:
-    """How sharply the common line fixes the angle: the angle change (deg) that doubles the
-    registered profile spread at its minimum, from a parabola through angle ± step. A wide
-    minimum (an object with little structure across the axis, e.g. nearly rotationally
-    symmetric about it) leaves the angle to the centres of mass."""
-    profiles = Profiles(work[usable], radius)
-    c_minus, c0, c_plus = (align_profiles(profiles.along_axis(angle + d), rounds=2)[0]
-                           for d in (-step, 0.0, step))
-    curvature = (c_plus + c_minus - 2 * c0) / (2 * step**2)
-    return float(np.sqrt(c0 / curvature)) if curvature > 0 else float("inf")
-
-
 def profile_shifts(work: np.ndarray, angle_deg: float, usable: np.ndarray | None = None,
                    radius: float | None = None) -> tuple[float, np.ndarray]:
     """Along-axis shifts (work px) of every tilt at a known axis angle (0 where not usable), and

@@ -20,9 +20,6 @@ from .settings import AlignSettings
 from .translations import Correlator, translation_chain
 
 log = logging.getLogger("stemtomo.align")
-# A common-line minimum whose cost doubles within this angle (deg) fixes the angle better than
-# centres of mass (synthetic catalysts: 0.4-0.8°, layered needles along the axis: 1.3-3.8°).
-SHARP_COMMON_LINE_DEG = 1.0
 
 
 @dataclass
@@ -56,21 +53,21 @@ def axis_angle(est: Estimate, s: AlignSettings) -> None:
 
 def translations_and_offset(est: Estimate, s: AlignSettings, progress: bool,
                              full_search: bool = True) -> None:
-    """Two passes: the offset sets the stretch centre of the chain, the chain feeds the offset."""
+    """Two passes: the offset sets the stretch centre of the chain, the chain feeds the offset. A
+    pre-centred copy is aligned to a pixel or so, so its offset is searched first and one pass
+    suffices."""
     offset = 0.0 if s.auto_offset else float(s.axis_offset) / est.binning - _precentred_offset(est)
-    searched = not full_search
+    searched, passes = not full_search, 2
     if s.auto_offset and not full_search:
         offset = float(geometry.gauge_fix(est.angles[~est.bad], est.t[~est.bad])[0])
     elif s.auto_offset and est.coarse.precentred:
-        # A pre-centred copy is aligned to a pixel or so: its offset first, so that the chain
-        # stretches about the right centre from its first pass.
         est.t[:, 1] = 0.0
         offset, est.history["offset_search"] = estimate_offset(
             est.work, est.angles, est.phi, est.t, est.usable, s.offset_search_px / est.binning,
             slabs=s.offset_slices, iterations=s.offset_iterations, projector=s.projector)
-        searched = True
+        searched, passes = True, 1
     correlate = Correlator(est.work.shape[1:], s.bandpass, s.taper, s.upsample, s.max_shift)
-    for _ in range(2):
+    for _ in range(passes):
         est.t[:, 1] = offset
         est.t, est.quality, est.bad = translation_chain(
             est.work, est.angles, est.phi, est.t, est.usable, correlate, reference=s.reference,
@@ -98,13 +95,13 @@ def _precentred_offset(est: Estimate) -> float:
 
 
 def fine_angle(est: Estimate, s: AlignSettings, progress: bool) -> None:
-    """Where the common line's minimum is wide (an object with little structure across the
-    axis, nearly rotationally symmetric about it), the centre-of-mass angle, if the object stays
-    in view; when it moves φ noticeably, the along-axis shifts and one pass of the translations
-    are redone at the new angle."""
+    """Where the common line did not decide alone (an object nearly rotationally symmetric about
+    the axis: its common-line cost is low along many directions and biased near the true one),
+    the centre-of-mass angle, if the object stays in view; when it moves φ noticeably, the
+    along-axis shifts and one pass of the translations are redone at the new angle."""
     search = est.history["axis_angle_search"]
-    if search["common_line_width_deg"] < SHARP_COMMON_LINE_DEG:
-        search["centre_of_mass"] = {"used": False, "reason": "the common line is sharp"}
+    if search["common_line_decisive"]:
+        search["centre_of_mass"] = {"used": False, "reason": "the common line decided alone"}
         search["fine_angle_from"] = "common line"
         return
     phi, record = centre_of_mass_angle(est.work, est.angles, ~est.bad, est.phi, est.t,
