@@ -28,7 +28,7 @@ def main(smk) -> None:
     val = json.loads(Path(smk.input.patches).read_text())["val_slices"] if smk.input.get("patches") \
         else None
     record, found, region = evaluate_model(smk.wildcards.model, pred, truth, px, val,
-                                           smk.input.get("truth", "truth"))
+                                           smk.input.get("truth", "truth"), smk.params.planar)
     io.write_csv(smk.output.particles, found.table, fields=PARTICLE_FIELDS)
     error_maps(smk.output.errors, vol.data, truth, pred, error_slices(truth, region),
                smk.wildcards.model)

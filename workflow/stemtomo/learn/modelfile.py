@@ -48,3 +48,17 @@ def load_model(path: str, device: torch.device) -> ModelFile:
     data = ck["data"]
     return ModelFile(model, int(data["channels"]), int(data["patch_size"]),
                      Normalisation(*data["normalisation_percentiles"]), ck)
+
+
+def initial_weights(path: str, config: dict) -> tuple[dict | None, str]:
+    """The weights of an earlier model.pt (e.g. previous.pt) when they fit the network `config`
+    describes, and why or why not (for the log)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return None, f"no earlier weights at {path}: training from scratch"
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if ck.get("model") != config:
+        return None, (f"the weights in {path} are of another network ({ck.get('model')}), not "
+                      f"{config}: training from scratch")
+    return ck["state_dict"], f"starting from the weights in {path} (best epoch {ck['best_epoch']})"
