@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import simulate_params, stage
+from stemtomo.align.coarse import screen_and_precentre
 from stemtomo.align.settings import AlignSettings
 from stemtomo.align.stage import align_tiltseries
+from stemtomo.align.working import prepare
 from stemtomo.core.errors import InputError
 from stemtomo.simulate.acquisition import simulate
 
@@ -46,6 +48,23 @@ def test_a_noise_frame_costs_only_itself(tiny, bad):
     assert shift_rms(tiny, res) <= 0.3
     assert abs(res.axis_angle_deg - tiny.truth["axis_angle_deg"]) <= 0.3
     assert res.history["coarse"]["screened_tilts"] == bad  # set aside before the chain
+
+
+def test_the_precentring_does_not_follow_the_chain_s_reference(tiny):
+    """A noise frame at 0° moves the chain's reference to -4°; the pre-centred copy must stay
+    where it was (centred on the series' mean position), or the common line of a field-filling
+    object sees other parts of it (it moved 3 px and the axis 0.9° before)."""
+    s = stage(AlignSettings, projection_matching=False)
+
+    def coarse(stack):
+        work = prepare(stack, 1)
+        return screen_and_precentre(work, tiny.angles, np.ones(len(work), bool), s.bandpass,
+                                    s.taper, s.bad_quality)[1]
+
+    clean, noisy = coarse(tiny.tiltseries), coarse(with_noise(tiny, [15]))
+    assert clean.precentred and noisy.precentred and noisy.outliers.tolist() == [i == 15 for i in range(31)]
+    others = np.arange(31) != 15
+    assert np.abs(noisy.shifts[others] - clean.shifts[others]).max() <= 1.0
 
 
 def test_too_many_flagged_tilts_stop_with_the_list_and_the_fix(tiny):

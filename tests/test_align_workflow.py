@@ -53,3 +53,7 @@ def test_one_bad_frame_costs_one_tilt_and_too_many_stop_the_rule(tmp_path):
             "its neighbours)") in log
     assert "fix: look at these images; leave out those that are blank or noise with " \
            "import.exclude_angles: [-48.0, -24.0, 20.0, 48.0]" in log
+    # The terminal shows the problem and the fix too.
+    assert ("stemtomo: rule align (sample=many) failed:\nresults/many/00_import/tiltseries.tif: "
+            "alignment flagged 4 of 31 tilts as unusable") in r.stderr
+    assert "import.exclude_angles: [-48.0, -24.0, 20.0, 48.0]" in r.stderr
