@@ -21,13 +21,19 @@ RMS than the baseline) and targets_met (axis within 0.2° for a needle, 0.05° f
 residual within 5 % of the true alignment's). One JSON object on stdout.
 
     .venv/bin/python bench/align.py            # BENCH_SIZE=128 BENCH_PM=1 BENCH_CASES=all
+    .venv/bin/python bench/align.py --record bench/records/cpu-align-DATE.json --machine "..."
+(--record also writes the JSON, with the date, commit, command and machine, to that file.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from common import section, settings
@@ -145,7 +151,23 @@ def run_case(kind: str, truth_angle: float, nominal: float, hint: float | None, 
                                 and ours["residual"] <= 1.05 * residual_truth)}
 
 
+def record(path: str, out: dict, machine: str) -> None:
+    """The run as a bench/records file: what, where, when, from which commit, how."""
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                            text=True).stdout.strip()
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_SIZE", "BENCH_PM", "BENCH_CASES")
+                   if k in os.environ)
+    meta = {"machine": machine or platform.node(), "date": time.strftime("%Y-%m-%d"),
+            "commit": commit, "command": f"{env} .venv/bin/python bench/align.py".strip()}
+    Path(path).write_text(json.dumps({**meta, **out}, indent=1) + "\n")
+
+
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
+    args = sys.argv[1:]
     size = int(os.environ.get("BENCH_SIZE", 128))
     pm = os.environ.get("BENCH_PM", "1") != "0"
     chosen = os.environ.get("BENCH_CASES", "all")
@@ -157,6 +179,9 @@ def main() -> None:
     for name in names:
         section(out["cases"], name, run_case, *CASES[name], size, pm)
     print(json.dumps(out, indent=1))
+    if "--record" in args:
+        machine = args[args.index("--machine") + 1] if "--machine" in args else ""
+        record(args[args.index("--record") + 1], out, machine)
 
 
 if __name__ == "__main__":
