@@ -27,7 +27,8 @@ def main(smk) -> None:
     if settings.projection_matching == "auto":
         log.info("projection matching %s (auto: %s)", "on" if gpu else "off",
                  "GPU present" if gpu else "no GPU; set align.projection_matching: true to run it on the CPU")
-    result = align_tiltseries(stack, angles, settings, gpu=gpu, progress=True)
+    result = align_tiltseries(stack, angles, settings, gpu=gpu, progress=True,
+                              source=smk.input.tiltseries)
     keep = ~result.bad if settings.drop_bad_tilts else np.ones(len(angles), bool)
     aligned, fills = apply_alignment(stack, result, keep, threads=smk.threads)
     out = smk.output

@@ -17,17 +17,22 @@ from .working import rebin
 
 
 class Profiles:
-    """Projections of each image onto a direction, for pixels inside the inscribed disk (the
-    same region for every direction; corners would add direction-dependent background)."""
+    """Projections of each image onto a direction, for pixels inside a disk about the centre (the
+    same region for every direction; corners would add direction-dependent background). The
+    disk's rim is tapered (cosine over `soft` of the radius), so an object that runs out of the
+    field of view ends smoothly in every profile instead of with a step at a fixed place."""
 
-    def __init__(self, work: np.ndarray) -> None:
+    def __init__(self, work: np.ndarray, radius: float | None = None, soft: float = 0.0) -> None:
         n, h, w = work.shape
-        self.radius = int(min(h, w) // 2) - 1
+        full = min(h, w) / 2 - 1
+        self.radius = int(min(full, radius if radius is not None else full))
         y, x = np.mgrid[:h, :w]
         y, x = y - geometry.centre(h), x - geometry.centre(w)
-        inside = y**2 + x**2 <= self.radius**2
+        r = np.sqrt(y**2 + x**2)
+        inside = r <= self.radius
+        rim = np.clip((self.radius - r[inside]) / max(soft * self.radius, 1.0), 0.0, 1.0)
         self.y, self.x = y[inside], x[inside]
-        self.values = work[:, inside]
+        self.values = work[:, inside] * (0.5 - 0.5 * np.cos(np.pi * rim))
         self.length = 2 * self.radius + 3
 
     def along_axis(self, angle_deg: float) -> np.ndarray:
@@ -65,30 +70,54 @@ def magnitude_spread(profiles: np.ndarray) -> float:
     return float(np.sum((mag - mag.mean(axis=0)) ** 2) / (len(p) * np.sum(mag.mean(axis=0) ** 2)))
 
 
-def estimate_axis_angle(work: np.ndarray, guess: float, search: float,
-                        usable: np.ndarray) -> tuple[float, np.ndarray, dict]:
-    """φ minimising the spread of the along-axis profiles; also the along-axis shifts (work px)."""
-    profiles = Profiles(work[usable])
+def coarse_costs(work: np.ndarray, usable: np.ndarray, centre: float, search: float,
+                 radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shift-invariant profile spread every 2° over centre ± search on images ≤ 128 px. A full
+    search (±90°) covers the 180° of distinct lines once (φ and φ + 180° give the same line)."""
+    small = rebin(work[usable], 128)
+    f = work.shape[2] / small.shape[2]
+    profiles = Profiles(small, None if radius is None else radius / f)
+    end = search if search < 90 else search - 1.0
+    grid = centre + np.arange(-search, end + 1e-9, 2.0)
+    return grid, np.array([magnitude_spread(profiles.along_axis(a)) for a in grid])
+
+
+def local_minima(costs: np.ndarray, circular: bool, separation: int = 1) -> np.ndarray:
+    """Indices of the minima of a cost on a grid (a circular one wraps), best first: points
+    lowest within ± `separation` grid steps (so one valley gives one minimum)."""
+    n = len(costs)
+    keep = []
+    for i in range(n):
+        near = np.arange(i - separation, i + separation + 1)
+        near = near % n if circular else near[(near >= 0) & (near < n)]
+        others = near[near != i]
+        if np.all(costs[i] < costs[others]) or (np.all(costs[i] <= costs[others])
+                                                and i == near[np.argmin(costs[near])]):
+            keep.append(i)
+    idx = np.array(keep, dtype=int)
+    return idx[np.argsort(costs[idx])]
+
+
+def refine_angle(work: np.ndarray, usable: np.ndarray, start: float, radius: float | None = None,
+                 half_width: float = 2.5) -> tuple[float, int]:
+    """The registered profile spread minimised (Brent) within start ± half_width; also the
+    number of cost evaluations."""
+    profiles = Profiles(work[usable], radius)
 
     def cost(a: float) -> float:
         return align_profiles(profiles.along_axis(a), rounds=2)[0]
 
-    # Coarse: shift-invariant spread every 2° on images ≤ 128 px; fine: registered spread around
-    # the best at the working binning.
-    small = Profiles(rebin(work[usable], 128))
-    grid = guess + np.arange(-search, search + 1e-9, 2.0)
-    coarse = np.array([magnitude_spread(small.along_axis(a)) for a in grid])
-    best = grid[int(np.argmin(coarse))]
-    res = optimize.minimize_scalar(cost, bounds=(best - 2.5, best + 2.5), method="bounded",
-                                   options={"xatol": 0.002})
-    angle = float(res.x)
-    spread, y_shifts = align_profiles(profiles.along_axis(angle))
+    res = optimize.minimize_scalar(cost, bounds=(start - half_width, start + half_width),
+                                   method="bounded", options={"xatol": 0.002})
+    return float(res.x), int(res.nfev)
+
+
+def profile_shifts(work: np.ndarray, angle_deg: float, usable: np.ndarray | None = None,
+                   radius: float | None = None) -> tuple[float, np.ndarray]:
+    """Along-axis shifts (work px) of every tilt at a known axis angle (0 where not usable), and
+    the profiles' spread."""
+    usable = np.ones(len(work), bool) if usable is None else usable
+    spread, y = align_profiles(Profiles(work[usable], radius).along_axis(angle_deg))
     shifts = np.zeros(len(work))
-    shifts[usable] = y_shifts
-    return angle, shifts, {"grid_deg": grid.tolist(), "grid_cost": coarse.tolist(),
-                           "spread": spread, "evaluations": int(res.nfev) + len(grid)}
-
-
-def profile_shifts(work: np.ndarray, angle_deg: float) -> np.ndarray:
-    """Along-axis shifts (work px) of every tilt at a known axis angle."""
-    return align_profiles(Profiles(work).along_axis(angle_deg))[1]
+    shifts[usable] = y
+    return spread, shifts

@@ -118,8 +118,9 @@ def _register_once(ref: np.ndarray, mov: np.ndarray, upsample: int, filt: np.nda
     peak = signed_index(np.stack(np.unravel_index(flat, shape), axis=-1), shape)  # (batch..., d)
     # Refine on a (1.5 px)^d neighbourhood sampled every 1/upsample px.
     m = int(np.ceil(1.5 * upsample))
-    grids = peak[..., None] + (np.arange(m) - m // 2) / upsample               # (batch..., d, m)
-    local = _evaluate(spectrum, grids).reshape(batch + (-1,))
+    offsets = (np.arange(m) - m // 2) / upsample
+    grids = peak[..., None] + offsets                                          # (batch..., d, m)
+    local = _evaluate(spectrum, peak, offsets).reshape(batch + (-1,))
     best = np.argmax(local, axis=-1)
     pick = np.stack(np.unravel_index(best, (m,) * ndim), axis=-1)             # (batch..., d)
     shift = np.take_along_axis(grids, pick[..., None], axis=-1)[..., 0]
@@ -130,17 +131,21 @@ def _register_once(ref: np.ndarray, mov: np.ndarray, upsample: int, filt: np.nda
     return Registration(shift, float(quality) if np.ndim(quality) == 0 else quality)
 
 
-def _evaluate(spectrum: np.ndarray, grids: np.ndarray) -> np.ndarray:
+def _evaluate(spectrum: np.ndarray, peak: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Inverse DFT of the last d axes of `spectrum` (batch..., n_1, ..., n_d) at the positions
-    grids[..., k, :] along axis k: separable matrix products per batch entry, (batch..., m, ..., m)."""
-    d, m = grids.shape[-2:]
+    peak[..., k] + offsets along axis k: (batch..., m, ..., m). The per-entry integer peak is a
+    phase ramp on the spectrum, so one kernel per axis serves the whole batch (one matrix product
+    instead of a kernel of complex exponentials per entry)."""
+    d = peak.shape[-1]
     batch = spectrum.shape[:-d]
     out = spectrum
     for k in range(d):
         axis = len(batch) + k
         n = spectrum.shape[axis]
-        kernel = np.exp(2j * np.pi * (np.fft.fftfreq(n) * n)[:, None] * grids[..., k, None, :] / n)
-        moved = np.moveaxis(out, axis, -1)                      # (batch..., others..., n)
-        rows = moved.reshape(batch + (-1, n)) @ kernel           # (batch..., others, m)
-        out = np.moveaxis(rows.reshape(moved.shape[:-1] + (m,)), -1, axis)
+        freq = np.fft.fftfreq(n) * n
+        ramp = np.exp(2j * np.pi * freq * peak[..., k, None] / n)            # (batch..., n)
+        moved = np.moveaxis(out, axis, -1)                                  # (batch..., others..., n)
+        ramp = ramp.reshape(batch + (1,) * (moved.ndim - len(batch) - 1) + (n,))
+        kernel = np.exp(2j * np.pi * freq[:, None] * offsets[None, :] / n)   # (n, m)
+        out = np.moveaxis((moved * ramp) @ kernel, -1, axis)
     return out.real

@@ -13,7 +13,7 @@ class AlignSettings(Section):
 
     enabled: bool
     axis_angle: float | str             # degrees, or "auto"
-    axis_angle_guess: float
+    axis_angle_guess: float | None      # the microscope's value; None: unknown (search about 0°)
     axis_angle_search: float
     axis_offset: float | str            # px, or "auto"
     offset_search_px: float
@@ -34,10 +34,15 @@ class AlignSettings(Section):
     projector: str
     bad_quality: float
     drop_bad_tilts: bool
+    max_flagged_fraction: float
 
     @property
     def auto_axis_angle(self) -> bool:
         return self.axis_angle == "auto"
+
+    @property
+    def search_centre(self) -> float:
+        return 0.0 if self.axis_angle_guess is None else float(self.axis_angle_guess)
 
     @property
     def auto_offset(self) -> bool:

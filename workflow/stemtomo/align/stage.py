@@ -1,12 +1,19 @@
 """The align stage: marker-free alignment of a HAADF-STEM tilt series.
 
 Steps, all at a working binning (images ≤ 512 px wide) and reported in full-resolution pixels:
-1. tilt-axis angle φ from the common line (`axis`), with the shifts along the axis;
+0. a coarse pass (`coarse`): tilts that resemble neither neighbour are set aside, and a series
+   with large shifts is pre-centred, so that an object running out of the field is compared
+   with itself;
+1. tilt-axis angle φ (`angle`): every prominent minimum of the common-line cost over 180° is a
+   candidate, decided by the data (`candidates`); then the fine angle from the common line
+   (`axis`), or from centres of mass where the object stays in view (`com`); the profiles give
+   the shifts along the axis;
 2. shifts perpendicular to the axis by stretched cross-correlation outward from the lowest tilt
    (`translations`);
 3. tilt-axis offset δ from data consistency of CGLS reconstructions (`offset`);
 4. optional projection matching, then refinement of φ by the reconstruction residual and a short
-   re-registration (`matching`).
+   re-registration (`matching`);
+5. the self-consistency of the raw and the aligned series (`consistency`).
 
 Shifts are gauge-fixed as described in stemtomo.core.geometry, so they compare directly with
 simulated truth and place the reconstruction in the object's frame.
@@ -22,11 +29,10 @@ import numpy as np
 
 from ..core import geometry
 from ..core.intensity import vacuum_level
-from .axis import estimate_axis_angle, profile_shifts
-from .matching import projection_matching, refine_axis_angle
-from .offset import estimate_offset
+from .coarse import CoarsePass, screen_and_precentre
+from .consistency import self_consistency
 from .settings import AlignSettings
-from .translations import Correlator, translation_chain
+from .steps import Estimate, axis_angle, check_flagged, fine_angle, matched, reason, translations_and_offset
 from .working import has_signal, prepare, working_binning
 
 log = logging.getLogger("stemtomo.align")
@@ -48,120 +54,77 @@ class Alignment:
         return self.axis_angle_deg, self.axis_offset_px, self.shifts_yx[i]
 
 
-@dataclass
-class _Estimate:
-    """The working state of one alignment (work px, axis frame)."""
-    work: np.ndarray
-    angles: np.ndarray
-    usable: np.ndarray
-    binning: int
-    phi: float = 0.0
-    t: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    quality: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    bad: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    history: dict = field(default_factory=dict)
-
-
-def align_tiltseries(stack: np.ndarray, angles: np.ndarray, settings: AlignSettings,
-                     gpu: bool = False, progress: bool = False) -> Alignment:
-    """Estimate the alignment of a (tilt, y, x) series."""
+def align_tiltseries(stack: np.ndarray, angles: np.ndarray, settings: AlignSettings, gpu: bool = False,
+                     progress: bool = False, source: str = "tilt series") -> Alignment:
+    """Estimate the alignment of a (tilt, y, x) series; `source` names it in error messages."""
     t0 = time.perf_counter()
-    b = working_binning(stack.shape, settings.binning)
-    work = prepare(stack, b)
-    est = _Estimate(work, np.asarray(angles, dtype=float), has_signal(work), b)
-    if est.usable.sum() < 3:
+    s = settings
+    b = working_binning(stack.shape, s.binning)
+    raw = prepare(stack, b)
+    angles = np.asarray(angles, dtype=float)
+    usable = has_signal(raw)
+    if usable.sum() < 3:
         raise ValueError("fewer than 3 tilts carry signal; nothing to align")
+    work, coarse = screen_and_precentre(raw, angles, usable, s.bandpass, s.taper, s.bad_quality)
+    est = Estimate(work, angles, usable & ~coarse.outliers, b, coarse)
+    est.history["coarse"] = _coarse_record(coarse, b)
     timings = {}
-    _axis_angle(est, settings)
+    axis_angle(est, s)
     timings["axis_angle"] = time.perf_counter() - t0
-    _translations_and_offset(est, settings, progress)
+    translations_and_offset(est, s, progress)
+    check_flagged(est, s, source)
+    if s.auto_axis_angle:
+        fine_angle(est, s, progress)
     timings["translations_and_offset"] = time.perf_counter() - t0 - timings["axis_angle"]
-    use_pm = settings.use_projection_matching(gpu)
+    use_pm = s.use_projection_matching(gpu)
     if use_pm:
-        _projection_matching(est, settings, progress)
+        matched(est, s, progress)
     timings["projection_matching"] = time.perf_counter() - t0 - sum(timings.values())
-    result = _result(est, _method(settings, use_pm))
+    result = _result(est, _method(s, use_pm, est.history))
+    t1 = time.perf_counter()
+    translations = geometry.axis_frame(result.shifts_yx / b, result.axis_angle_deg)
+    sc = result.history["self_consistency"] = self_consistency(
+        raw, angles, ~result.bad, result.axis_angle_deg,
+        translations + [0.0, result.axis_offset_px / b], b, s.projector)
+    log.info("self-consistency (%s): raw %.4f, aligned %.4f", sc["measure"], sc["raw"], sc["aligned"])
+    timings["self_consistency"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     result.history["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     return result
 
 
-def _axis_angle(est: _Estimate, s: AlignSettings) -> None:
-    """φ (measured or given) and the along-axis shifts."""
-    est.t = np.zeros((len(est.angles), 2))
-    if s.auto_axis_angle:
-        est.phi, est.t[:, 0], est.history["axis_angle_search"] = estimate_axis_angle(
-            est.work, s.axis_angle_guess, s.axis_angle_search, est.usable)
-    else:
-        est.phi = float(s.axis_angle)
-        est.t[:, 0] = profile_shifts(est.work, est.phi)
-        est.history["axis_angle_search"] = {"fixed": True}
-    log.info("tilt-axis angle %.3f°", est.phi)
+def _coarse_record(coarse: CoarsePass, binning: int) -> dict:
+    return {"precentred": coarse.precentred, "max_shift_px": round(coarse.max_shift_px * binning, 2),
+            "common_radius_px": round(coarse.radius * binning, 1),
+            "screened_tilts": np.flatnonzero(coarse.outliers).tolist(),
+            "neighbour_quality": coarse.neighbour_quality}
 
 
-def _translations_and_offset(est: _Estimate, s: AlignSettings, progress: bool) -> None:
-    """Two passes: the offset sets the stretch centre of the chain, the chain feeds the offset."""
-    offset = 0.0 if s.auto_offset else float(s.axis_offset) / est.binning
-    correlate = Correlator(est.work.shape[1:], s.bandpass, s.taper, s.upsample, s.max_shift)
-    est.history["offset_search"] = {}
-    for _ in range(2):
-        est.t[:, 1] = offset
-        est.t, est.quality, est.bad = translation_chain(
-            est.work, est.angles, est.phi, est.t, est.usable, correlate, reference=s.reference,
-            window=s.cumulative_window, bad_quality=s.bad_quality, progress=progress)
-        ok = ~est.bad
-        _, fixed = geometry.gauge_fix(est.angles[ok], est.t[ok])
-        est.t[ok] = fixed + [0.0, offset]
-        if s.auto_offset:
-            # Full search once; the second pass only refines around the first estimate.
-            search = s.offset_search_px / est.binning if not est.history["offset_search"] else 0.0
-            delta, est.history["offset_search"] = estimate_offset(
-                est.work, est.angles, est.phi, est.t, ok, search, slabs=s.offset_slices,
-                iterations=s.offset_iterations, projector=s.projector)
-            offset += delta
-            est.t[ok, 1] += delta
-
-
-def _projection_matching(est: _Estimate, s: AlignSettings, progress: bool) -> None:
-    """Projection matching; with a measured φ, then its refinement and three more rounds."""
-    ok = ~est.bad
-    est.t, quality, history, volume = projection_matching(
-        est.work, est.angles, est.phi, est.t, ok, s, est.binning, progress=progress)
-    est.history["axis_angle_refinement"] = {}
-    if s.auto_axis_angle:
-        est.phi, est.history["axis_angle_refinement"] = refine_axis_angle(
-            est.work, est.angles, est.phi, est.t, ok, s)
-        log.info("tilt-axis angle refined to %.3f° by reconstruction residual", est.phi)
-        # Re-register the shifts at the refined angle.
-        est.t, quality, more, _ = projection_matching(
-            est.work, est.angles, est.phi, est.t, ok, s, est.binning, iterations=3,
-            progress=progress, volume=volume)
-        history += [dict(h, iteration=len(history) + h["iteration"]) for h in more]
-    est.quality = np.where(est.bad, est.quality, quality)
-    est.history["projection_matching"] = history
-
-
-def _result(est: _Estimate, method: str) -> Alignment:
+def _result(est: Estimate, method: str) -> Alignment:
     """Gauge-fixed raw-frame shifts at full resolution; flagged tilts get shifts interpolated from
     their good neighbours."""
     bad, angles = est.bad, est.angles
-    offset, shifts = geometry.gauge_fix(angles[~bad], est.t[~bad])
+    # The pre-centring moved each image by whole pixels: add it back (axis frame).
+    total = est.t + geometry.axis_frame(est.coarse.shifts, est.phi)
+    offset, shifts = geometry.gauge_fix(angles[~bad], total[~bad])
     axis_t = np.zeros_like(est.t)
     axis_t[~bad] = shifts
     order = np.argsort(angles[~bad])  # np.interp needs increasing x (series may descend)
     for k in range(2):
         axis_t[bad, k] = np.interp(angles[bad], angles[~bad][order], shifts[order, k])
     for i in np.flatnonzero(bad):
-        log.warning("tilt %d (%.1f°) flagged as bad: %s", i, angles[i],
-                    "no signal" if not est.usable[i] else f"correlation {est.quality[i]:.2f}")
+        log.warning("tilt %d (%.1f°) flagged as bad: %s", int(i), angles[i], reason(est, i))
     history = {"axis_angle_refinement": {}, "projection_matching": [], **est.history}
     return Alignment(angles, est.phi, offset * est.binning,
                      geometry.raw_frame(axis_t, est.phi) * est.binning, est.quality, bad,
                      est.binning, method, history)
 
 
-def _method(s: AlignSettings, projection_matching: bool) -> str:
-    method = "common-line axis angle" if s.auto_axis_angle else "fixed axis angle"
+def _method(s: AlignSettings, projection_matching: bool, history: dict) -> str:
+    search = history.get("axis_angle_search", {})
+    method = (f"axis line from {len(search.get('candidates', []))} candidate(s) by reprojection "
+              f"residual, angle from the {search.get('fine_angle_from')}"
+              if s.auto_axis_angle else "fixed axis angle")
     method += f" + {s.reference} stretched cross-correlation"
     method += " + CGLS-consistency offset" if s.auto_offset else " + fixed offset"
     return method + (" + projection matching" if projection_matching else "")
@@ -207,7 +170,9 @@ def alignment_record(result: Alignment, keep: np.ndarray, fills: list[float],
         "fill_values": fills,
         "iterations": len(h["projection_matching"]),
         "residuals": h["projection_matching"],
+        "coarse": h["coarse"],
         "axis_angle_search": h["axis_angle_search"],
         "offset_search": h["offset_search"],
+        "self_consistency": h["self_consistency"],
         "timings_s": h["timings_s"],
     }

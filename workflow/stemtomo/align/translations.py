@@ -11,10 +11,15 @@ from .registration import Registration, bandpass, register, signed_index, taper
 from .working import view
 
 
-def outward_order(angles: np.ndarray) -> tuple[int, list[tuple[int, int]]]:
-    """Reference (smallest |angle|) and the (previous, next) pairs walking outward on both sides."""
+def outward_order(angles: np.ndarray,
+                  usable: np.ndarray | None = None) -> tuple[int, list[tuple[int, int]]]:
+    """Reference (the usable tilt of smallest |angle|: a blank or noise frame at 0° must not anchor
+    the chain) and the (previous, next) pairs walking outward on both sides."""
     order = np.argsort(angles)
-    ref_pos = int(np.argmin(np.abs(angles[order])))
+    distance = np.abs(angles[order]).astype(float)
+    if usable is not None and usable.any():
+        distance[~usable[order]] = np.inf
+    ref_pos = int(np.argmin(distance))
     pairs = [(int(order[k - 1]), int(order[k])) for k in range(ref_pos + 1, len(order))]
     pairs += [(int(order[k + 1]), int(order[k])) for k in range(ref_pos - 1, -1, -1)]
     return int(order[ref_pos]), pairs
@@ -48,7 +53,7 @@ def translation_chain(work: np.ndarray, angles: np.ndarray, axis_angle: float,
     below `bad_quality` × the median of the others is flagged. Returns (translations, quality, bad).
     """
     t = translations.copy()
-    ref, pairs = outward_order(angles)
+    ref, pairs = outward_order(angles, usable)
     cos = np.cos(np.deg2rad(angles))
     quality = np.full(len(angles), np.nan)  # stays NaN where a tilt has no signal to correlate
     bad = ~usable.copy()

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core import geometry
 from ..tomo import joseph
-from . import phantom
+from . import needle, phantom
 from .settings import SimulateSettings, TiltRange
 
 AVOGADRO = 6.02214076e23
@@ -68,29 +68,59 @@ class Simulation:
 
 
 def simulate(params: SimulateSettings, progress: bool = False) -> Simulation:
-    """Simulate a misaligned HAADF tilt series of a catalyst from the `simulate` config section."""
+    """Simulate a misaligned HAADF tilt series of a catalyst (or a needle) from the `simulate`
+    config section."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(params.seed)
     over = params.oversample
     fine_nm = params.pixel_size_nm / over
-    cat = phantom.build_catalyst(params.size * over, fine_nm, params.support, params.pt, rng,
-                                 progress)
-    t_phantom = time.perf_counter() - t0
-    mu = scattering_per_nm(params.haadf.z_exponent, params.haadf.pt_scatter_per_nm)
-    density_fine = np.array([0.0, mu["alumina"], mu["pt"]], dtype=np.float32)[cat.material]
     angles = tilt_angles(params.tilt)
     order = acquisition_order(angles, params.acquisition)
-    shifts = _misalignment(angles, order, params.misalignment, rng)
+    if params.object == "needle":
+        shifts = _misalignment(angles, order, params.misalignment, rng)
+        obj = _needle(params, shifts, rng)
+    else:
+        obj = phantom.build_catalyst(params.size * over, fine_nm, params.support, params.pt, rng,
+                                     progress)
+        shifts = _misalignment(angles, order, params.misalignment, rng)
+    t_phantom = time.perf_counter() - t0
+    mu = scattering_per_nm(params.haadf.z_exponent, params.haadf.pt_scatter_per_nm)
+    density_fine = np.array([0.0, mu["alumina"], mu["pt"]], dtype=np.float32)[obj.material]
     gain = 1.0 + rng.normal(0, params.haadf.intensity_jitter, len(angles))
     t1 = time.perf_counter()
     stack, expected = _acquire(density_fine, angles, shifts, gain, params, rng, progress)
     t_project = time.perf_counter() - t1
-    labels = phantom.downsample_labels(cat.material, over)
-    density = geometry.bin_mean(density_fine, over).astype(np.float32)
-    truth = _truth(params, cat, angles, order, shifts, gain, mu, labels, expected)
+    field = params.size * over
+    labels = phantom.downsample_labels(_in_field(obj.material, field), over)
+    density = geometry.bin_mean(_in_field(density_fine, field), over).astype(np.float32)
+    truth = _truth(params, obj, angles, order, shifts, gain, mu, labels, expected)
     truth["timings_s"] = {"phantom": round(t_phantom, 3), "projection": round(t_project, 3),
                           "tilts_per_s": round(len(angles) / t_project, 3)}
     return Simulation(stack, angles, labels, density, expected, truth)
+
+
+def _needle(params: SimulateSettings, shifts: np.ndarray, rng: np.random.Generator) -> phantom.Phantom:
+    """The needle on a canvas that covers the raw field after the misalignment (fine voxels)."""
+    over, mis = params.oversample, params.misalignment
+    field = params.size * over
+    reach = over * (np.abs(shifts).max() + abs(mis.axis_offset_px)) + 2 * over
+    canvas = needle.canvas_size(field, reach)
+    width = needle.needle_width(field, canvas, params.needle)
+    material = needle.needle_material((width, canvas, width), field, params.pixel_size_nm / over,
+                                      params.needle, rng)
+    return phantom.Phantom(material, params.pixel_size_nm / over)
+
+
+def _in_field(volume: np.ndarray, field: int) -> np.ndarray:
+    """The (field³) part of a canvas volume seen by the reconstruction: y cropped to the field,
+    x and z padded with vacuum to it (centres kept). The catalyst's volume is already that."""
+    nz, ny, nx = volume.shape
+    if (nz, ny, nx) == (field,) * 3:
+        return volume
+    y0, pz, px = (ny - field) // 2, (field - nz) // 2, (field - nx) // 2
+    out = np.zeros((field,) * 3, volume.dtype)
+    out[pz:pz + nz, :, px:px + nx] = volume[:, y0:y0 + field]
+    return out
 
 
 def _misalignment(angles: np.ndarray, order: np.ndarray, mis, rng: np.random.Generator) -> np.ndarray:
@@ -108,17 +138,20 @@ def _misalignment(angles: np.ndarray, order: np.ndarray, mis, rng: np.random.Gen
 def _acquire(density_fine: np.ndarray, angles: np.ndarray, shifts: np.ndarray, gain: np.ndarray,
              params: SimulateSettings, rng: np.random.Generator,
              progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Detector counts and their noise-free expectation: each fine projection misaligned, binned
-    to detector pixels, scaled by the dose and the beam gain, then Poisson and detector noise."""
+    """Detector counts and their noise-free expectation: each fine projection misaligned (on the
+    square canvas of the volume's y extent, then cropped to the field), binned to detector
+    pixels, scaled by the dose and the beam gain, then Poisson and detector noise."""
     over, mis, haadf = params.oversample, params.misalignment, params.haadf
     dose_per_px = haadf.dose_e_per_A2 * (params.pixel_size_nm * 10.0) ** 2
     stack = np.empty((len(angles), params.size, params.size), dtype=np.float32)
     expected = np.empty_like(stack)
     fine_nm = params.pixel_size_nm / over
-    for i, fine in enumerate(joseph.projections(density_fine, angles, voxel_length=fine_nm,
+    canvas, field = density_fine.shape[1], params.size * over
+    crop = slice((canvas - field) // 2, (canvas + field) // 2)  # the detector on a larger canvas
+    for i, fine in enumerate(joseph.projections(density_fine, angles, canvas, voxel_length=fine_nm,
                                                 progress=progress)):
         fine = geometry.raw_from_aligned(fine, mis.axis_angle_deg, mis.axis_offset_px * over,
-                                         shifts[i] * over, order=1)
+                                         shifts[i] * over, order=1)[crop, crop]
         lam = np.clip(geometry.bin_mean(fine, over), 0, None) * dose_per_px * gain[i]
         expected[i] = lam + haadf.dark_level
         stack[i] = rng.poisson(lam) + haadf.dark_level + rng.normal(0, haadf.detector_noise,
@@ -126,7 +159,7 @@ def _acquire(density_fine: np.ndarray, angles: np.ndarray, shifts: np.ndarray, g
     return stack, expected
 
 
-def _truth(params: SimulateSettings, cat: phantom.Phantom, angles: np.ndarray, order: np.ndarray,
+def _truth(params: SimulateSettings, obj: phantom.Phantom, angles: np.ndarray, order: np.ndarray,
            shifts: np.ndarray, gain: np.ndarray, mu: dict, labels: np.ndarray,
            expected: np.ndarray) -> dict:
     mis = params.misalignment
@@ -138,6 +171,7 @@ def _truth(params: SimulateSettings, cat: phantom.Phantom, angles: np.ndarray, o
             "axis frame: zero-mean y; x without constant, cos and sin components). Labels and "
             "density are (z, y, x) in the aligned frame: tilt axis along y through the centre, z "
             "along the beam at 0 deg."),
+        "object": params.object,
         "pixel_size_nm": params.pixel_size_nm,
         "shape_zyx": list(labels.shape),
         "angles_deg": [float(a) for a in angles],
@@ -152,9 +186,9 @@ def _truth(params: SimulateSettings, cat: phantom.Phantom, angles: np.ndarray, o
         "scattering_per_nm": mu,
         "oversample": params.oversample,
         "class_fractions": phantom.class_fractions(labels),
-        "n_crystallites": len(cat.crystallites),
-        "crystallite_kinds": {k: sum(c.kind == k for c in cat.crystallites)
+        "n_crystallites": len(obj.crystallites),
+        "crystallite_kinds": {k: sum(c.kind == k for c in obj.crystallites)
                               for k in ("platelet", "rod")},
-        "pt_particles": cat.particles,
+        "pt_particles": obj.particles,
         "expected_counts_max": float(expected.max()),
     }

@@ -65,10 +65,21 @@ class Misalignment(Section):
 
 
 @dataclass(frozen=True)
+class NeedleSettings(Section):
+    radius: float                     # shank radius at the field edge / field
+    tip_radius: float                 # / field
+    tip_position: float               # tip, from the centre towards −y, / half field
+    ellipticity: float
+    layer_nm: float
+    pt_fraction: float
+
+
+@dataclass(frozen=True)
 class SimulateSettings(Section):
     SCHEMA = "simulate"
 
     seed: int
+    object: str                       # catalyst | needle
     size: int
     oversample: int
     pixel_size_nm: float
@@ -78,3 +89,4 @@ class SimulateSettings(Section):
     pt: PtSettings
     haadf: HaadfSettings
     misalignment: Misalignment
+    needle: NeedleSettings
