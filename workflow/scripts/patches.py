@@ -18,10 +18,12 @@ log = logging.getLogger("stemtomo.patches")
 
 def main(smk) -> None:
     settings = PatchSettings.from_section(smk.params.settings)
-    volume = read_tiltseries(smk.input.volume).data.astype(np.float32)
+    recon = read_tiltseries(smk.input.volume)
+    volume = recon.data.astype(np.float32)
     labels = read_tiltseries(smk.input.labels).data  # any dtype: extract checks the values
     if smk.params.simulated:
-        labels = simulate_annotation(labels, settings.annotate_slices)
+        labels = simulate_annotation(labels, settings.annotate_slices, settings.annotation_noise,
+                                     recon.pixel_size_nm or 1.0, settings.seed)
         log.info("synthetic sample: %d annotated slices kept, as a person would annotate",
                  int((labels != IGNORE).any(axis=(1, 2)).sum()))
     train, val, record = extract(volume, labels, settings, source=smk.input.labels)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..core.errors import InputError
 from ..core.intensity import Normalisation
 from ..core.labels import CLASSES, IGNORE, PT, class_statistics
-from .settings import PatchSettings
+from .settings import AnnotationNoise, PatchSettings
 
 
 @dataclass
@@ -41,15 +42,71 @@ def check_labels(volume: np.ndarray, labels: np.ndarray, source: str) -> None:
         raise InputError(source, "no labelled voxels", "annotate at least a few slices")
 
 
-def simulate_annotation(labels: np.ndarray, slices: int) -> np.ndarray:
+def simulate_annotation(labels: np.ndarray, slices: int, noise: AnnotationNoise | None = None,
+                        voxel_nm: float = 1.0, seed: int = 0) -> np.ndarray:
     """Keep `slices` evenly spaced z-slices through the object, as a person would annotate them;
-    everything else becomes IGNORE."""
+    everything else becomes IGNORE. With `noise`, the kept slices get a person's errors: small Pt
+    particles missed (`missed_pt_fraction` of those under `missed_pt_diameter_nm`) and every
+    boundary displaced by a smooth random field of `jitter_px` RMS."""
     occupied = np.flatnonzero((labels > 0).any(axis=(1, 2)))
     lo, hi = (occupied[0], occupied[-1]) if occupied.size else (0, labels.shape[0] - 1)
     keep = np.unique(np.linspace(lo, hi, slices).round().astype(int))
     out = np.full_like(labels, IGNORE)
     out[keep] = labels[keep]
+    if noise is not None:
+        rng = np.random.default_rng([seed, 17])  # its own stream: patch sampling is unchanged
+        missed = _missed_particles(labels, noise, voxel_nm, rng)
+        for z in keep:
+            out[z] = _jitter(_fill_missed(out[z], missed[z]), noise.jitter_px,
+                             noise.jitter_scale_px, rng)
     return out
+
+
+def _missed_particles(labels: np.ndarray, noise: AnnotationNoise, voxel_nm: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Voxels of the Pt particles (3D, 6-connected) a person overlooks: each particle smaller
+    than `missed_pt_diameter_nm` with probability `missed_pt_fraction`."""
+    if noise.missed_pt_fraction <= 0 or noise.missed_pt_diameter_nm <= 0:
+        return np.zeros(labels.shape, bool)
+    ids, n = ndimage.label(labels == PT, structure=ndimage.generate_binary_structure(3, 1))
+    volume = np.bincount(ids.ravel(), minlength=n + 1)[1:] * voxel_nm**3
+    diameter = (6 * volume / np.pi) ** (1 / 3)
+    lost = (diameter < noise.missed_pt_diameter_nm) & (rng.random(n) < noise.missed_pt_fraction)
+    return np.concatenate([[False], lost])[ids]
+
+
+def _fill_missed(label_slice: np.ndarray, missed: np.ndarray) -> np.ndarray:
+    """A slice with the missed Pt pixels given the label of their nearest other pixel (the
+    support they sit on or the vacuum around them)."""
+    if not missed.any():
+        return label_slice
+    pt = label_slice == PT
+    _, (iy, ix) = ndimage.distance_transform_edt(pt, return_indices=True)
+    out = label_slice.copy()
+    out[missed] = label_slice[iy[missed], ix[missed]]
+    return out
+
+
+def _jitter(label_slice: np.ndarray, rms_px: float, scale_px: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """Labels whose boundaries move in or out by a smooth random amount of `rms_px` RMS
+    (correlation length `scale_px`), as a hand-drawn outline wanders: each pixel takes the class
+    of least signed distance (negative inside) plus that class's noise field. Objects stay where
+    they are; a small particle is drawn a little larger or smaller as a whole."""
+    if rms_px <= 0:
+        return label_slice
+    scores = []
+    for c in CLASSES:
+        inside = label_slice == c
+        if not inside.any():
+            scores.append(np.full(label_slice.shape, np.inf))
+            continue
+        signed = ndimage.distance_transform_edt(~inside) - ndimage.distance_transform_edt(inside)
+        field = ndimage.gaussian_filter(rng.standard_normal(label_slice.shape), scale_px)
+        # two classes' fields meet at a boundary: σ·√2 per class moves it by σ RMS
+        field *= rms_px * np.sqrt(2) / max(float(np.sqrt(np.mean(field**2))), 1e-12)
+        scores.append(signed + field)
+    return np.asarray(CLASSES, np.uint8)[np.argmin(scores, axis=0)]
 
 
 def split_slices(annotated: np.ndarray, val_fraction: float, gap: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,10 +8,21 @@ from ..core.settings import Section
 
 
 @dataclass(frozen=True)
+class AnnotationNoise(Section):
+    """Synthetic samples: a person's annotation errors (schema `patches.annotation_noise`)."""
+
+    jitter_px: float
+    jitter_scale_px: float
+    missed_pt_diameter_nm: float
+    missed_pt_fraction: float
+
+
+@dataclass(frozen=True)
 class PatchSettings(Section):
     SCHEMA = "patches"
 
     annotate_slices: int
+    annotation_noise: AnnotationNoise
     patch_size: int
     train_patches: int
     val_patches: int
