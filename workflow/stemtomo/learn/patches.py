@@ -101,7 +101,9 @@ def _jitter(label_slice: np.ndarray, rms_px: float, scale_px: float,
         if not inside.any():
             scores.append(np.full(label_slice.shape, np.inf))
             continue
-        signed = ndimage.distance_transform_edt(~inside) - ndimage.distance_transform_edt(inside)
+        # distance of each pixel centre to the class's outline (the pixel edges): ±0.5 next to it
+        signed = np.where(inside, 0.5 - ndimage.distance_transform_edt(inside),
+                          ndimage.distance_transform_edt(~inside) - 0.5)
         field = ndimage.gaussian_filter(rng.standard_normal(label_slice.shape), scale_px)
         # two classes' fields meet at a boundary: σ·√2 per class moves it by σ RMS
         field *= rms_px * np.sqrt(2) / max(float(np.sqrt(np.mean(field**2))), 1e-12)
