@@ -85,64 +85,114 @@ def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndar
 
 
 def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, voxel_nm: float,
-               work: Path) -> dict:
-    """Patches, training, segmentation and evaluation of every configured network."""
+               work: Path, last: bool = False, transfer: tuple | None = None) -> dict:
+    """Patches, training, segmentation (calibrated, cleaned up) and evaluation of every
+    configured network and of their ensemble, through the functions the rules call. `last`
+    also evaluates each network's last epoch; `transfer` = (volume, truth) of a second sample
+    segmented by these networks (whole volume evaluated), with both input scalings."""
     import torch
 
-    from stemtomo.evaluate.stage import evaluate_model, summary
+    from stemtomo.core.overlap import dice_per_class
+    from stemtomo.evaluate.stage import summary
+    from stemtomo.learn.modelfile import load_model, save_model
     from stemtomo.learn.patches import extract, simulate_annotation
-    from stemtomo.learn.segmentation import segment_volume
     from stemtomo.learn.settings import PatchSettings, SegmentSettings, TrainSettings
     from stemtomo.learn.training import train
 
     torch.set_num_threads(2)
-    device = torch.device("cpu")
-    patch_settings = PatchSettings.from_section(stage_settings(cfg, sample, "patches"))
-    annotation = simulate_annotation(truth, patch_settings.annotate_slices,
-                                     patch_settings.annotation_noise, voxel_nm, patch_settings.seed)
+    ps = PatchSettings.from_section(stage_settings(cfg, sample, "patches"))
+    annotation = simulate_annotation(truth, ps.annotate_slices, ps.annotation_noise, voxel_nm,
+                                     ps.seed)
     annotated = (annotation != 255).any(axis=(1, 2))
-    from stemtomo.core.overlap import dice_per_class
-
     # the annotation against the clean truth: how far a person's labels are from the objects
     noise_floor = dice_per_class(annotation[annotated], truth[annotated])
-    train_set, val_set, prec = extract(volume, annotation, patch_settings)
-    as_dict = {"train": {"images": train_set.images, "labels": train_set.labels},
-               "val": {"images": val_set.images, "labels": val_set.labels}}
-    seg_settings = SegmentSettings.from_section(stage_settings(cfg, sample, "segment"))
+    train_set, val_set, prec = extract(volume, annotation, ps)
+    sets = [{"images": p.images, "labels": p.labels} for p in (train_set, val_set)]
+    seg = SegmentSettings.from_section(stage_settings(cfg, sample, "segment"))
     out = {"patches": {k: prec[k] for k in ("train_slices", "val_slices", "train", "val")},
            "annotation_dice_vs_truth": {CLASS_NAMES[c]: round(d, 4)
                                         for c, d in zip(CLASS_NAMES, noise_floor, strict=True)},
            "models": {}}
-    records = []
+    nets, records = {}, []
     for name in stage_settings(cfg, sample, "train")["models"]:
         settings = TrainSettings.from_section(model_settings(cfg, sample, name))
         t0 = time.perf_counter()
-        result = train(name, as_dict["train"], as_dict["val"], settings,
-                       str(work / f"{name}.ckpt"))
+        result = train(name, *sets, settings, str(work / f"{name}.ckpt"))
         t_train = time.perf_counter() - t0
-        from stemtomo.learn.models import build_model
-
-        model = build_model(**result.model_config)
-        model.load_state_dict(result.state_dict)
-        model.eval()
-        t0 = time.perf_counter()
-        labels, _ = segment_volume(volume, model, device, seg_settings,
-                                   channels=result.model_config["in_channels"],
-                                   multiple=model.multiple)
-        t_seg = time.perf_counter() - t0
-        record, _, _ = evaluate_model(name, labels, truth, voxel_nm, prec["val_slices"])
-        records.append(record)
-        best = result.history[result.best_epoch - 1]
-        out["models"][name] = {
-            "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-            "best_validation": {k: round(v, 4) for k, v in best.items() if k.startswith("val_")},
-            "train_s": round(t_train, 1), "segment_s": round(t_seg, 1),
-            **table_row(record)}
+        save_model(str(work / f"{name}.pt"), result, prec, settings, {"bench": "segment"})
+        nets[name] = load_model(str(work / f"{name}.pt"), torch.device("cpu"))
+        row = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+               "pt_prior": None if result.priors is None else round(result.priors[-1], 4),
+               "best_validation": {k: round(v, 4) for k, v in nets[name].validation.items()
+                                   if k.startswith("val_")}, "train_s": round(t_train, 1)}
+        record, row["segment_s"], row["before_cleanup"] = segment_and_evaluate(
+            [nets[name]], name, volume, truth, voxel_nm, prec["val_slices"], seg)
+        if last:
+            last_net = _last_epoch(nets[name], work / f"{name}.ckpt")
+            row["last_epoch"] = segment_and_evaluate([last_net], name, volume, truth, voxel_nm,
+                                                     prec["val_slices"], seg)[0]["table"]
         (work / f"{name}.ckpt").unlink(missing_ok=True)
+        out["models"][name] = {**row, **record["table"]}
+        records.append(record)
         print(f"{name}: {json.dumps(out['models'][name])}", file=sys.stderr, flush=True)
-    _, md = summary(sample, records, {}, [])
-    out["table1_md"] = md
+    if len(nets) > 1 and seg.ensemble:
+        record, seconds, raw = segment_and_evaluate(list(nets.values()), "ensemble", volume,
+                                                    truth, voxel_nm, prec["val_slices"], seg)
+        out["models"]["ensemble"] = {"segment_s": seconds, "before_cleanup": raw,
+                                     **record["table"]}
+        records.append(record)
+    if transfer is not None:
+        out["transfer"] = transfer_rows(nets, seg, *transfer, voxel_nm)
+    _, out["table1_md"] = summary(sample, records, {}, [])
     return out
+
+
+def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.ndarray,
+                         voxel_nm: float, val_slices: list[int] | None, seg) -> tuple[dict, float, dict]:
+    """segment_with (the segment_slab rule's call), the clean-up (the segment rule's) and
+    evaluate_model: the record (with its Table 1 row under "table"), seconds, the row before
+    the clean-up."""
+    import torch
+
+    from stemtomo.evaluate.stage import evaluate_model
+    from stemtomo.learn.cleanup import clean_labels
+    from stemtomo.learn.modelfile import segment_with
+
+    t0 = time.perf_counter()
+    labels, _ = segment_with(nets, volume, torch.device("cpu"), seg)
+    seconds = round(time.perf_counter() - t0, 1)
+    raw, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices)
+    labels, cleaned = clean_labels(labels, voxel_nm, seg.cleanup.alumina_min_nm3,
+                                   seg.cleanup.pt_min_nm3)
+    validation = {"ensemble": {}} if len(nets) > 1 else {name: nets[0].validation}
+    record, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices,
+                                  validation=validation)
+    record["table"] = {**table_row(record), "cleanup": cleaned}
+    return record, seconds, table_row(raw)
+
+
+def _last_epoch(net, checkpoint: Path):
+    """The network with its last epoch's weights (the training checkpoint's), same calibration
+    as the best epoch's (the best row's prior)."""
+    import dataclasses
+
+    import torch
+
+    model = copy.deepcopy(net.model)
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    return dataclasses.replace(net, model=model.eval())
+
+
+def transfer_rows(nets: dict, seg, volume: np.ndarray, truth: np.ndarray, voxel_nm: float) -> dict:
+    """Table 1 rows of a second sample segmented by these networks, with the training's input
+    scaling (`model`) and with the scaling recomputed on that volume (`volume`)."""
+    rows = {}
+    for setting in ("model", "volume"):
+        options = seg.replace(normalisation=setting)
+        for name, net in nets.items():
+            record, _, _ = segment_and_evaluate([net], name, volume, truth, voxel_nm, None, options)
+            rows[f"{name}/{setting}"] = record["table"]
+    return rows
 
 
 def table_row(record: dict) -> dict:
@@ -157,6 +207,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. patches.context=1 (repeatable)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "segment"))
+    parser.add_argument("--last", action="store_true", help="also evaluate each last epoch")
+    parser.add_argument("--transfer", action="store_true",
+                        help="also segment a second sample (seed 2, twice the Pt) with these "
+                             "networks, with the training's and the volume's own input scaling")
     args = parser.parse_args()
     out_dir = Path(args.out)
     work = out_dir / args.name
@@ -167,7 +221,14 @@ def main() -> None:
     result = {"benchmark": "segment", "recipe": args.name, "overrides": args.set,
               "machine": f"{os.cpu_count()} CPU cores, torch threads 2, no GPU",
               "volume": list(volume.shape), "voxel_nm": voxel_nm, "data": data}
-    result.update(run_recipe(copy.deepcopy(cfg), sample, volume, truth, voxel_nm, work))
+    transfer = None
+    if args.transfer:
+        other, _ = load_config(args.set + [f"samples.{sample}.simulate.seed=2",
+                                           f"samples.{sample}.simulate.pt.volume_fraction=0.005"])
+        t_volume, t_truth, _, result["transfer_data"] = build_data(other, sample, out_dir)
+        transfer = (t_volume, t_truth)
+    result.update(run_recipe(copy.deepcopy(cfg), sample, volume, truth, voxel_nm, work,
+                             args.last, transfer))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     (work / "table1.md").write_text(result["table1_md"])
     (work / "result.json").write_text(json.dumps(result, indent=1))

@@ -16,7 +16,7 @@ from stemtomo.core.config import (  # noqa: E402
     validate_config,
 )
 from stemtomo.core.errors import ConfigError  # noqa: E402
-from stemtomo.core.labels import MODELS  # noqa: E402
+from stemtomo.core.labels import ENSEMBLE, MODELS  # noqa: E402
 
 try:
     validate_config(config)
@@ -30,7 +30,7 @@ SAMPLES = list(config["samples"])
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in SAMPLES),
     slab=r"\d+",
-    model="|".join(MODELS),
+    model="|".join(MODELS) + f"|{ENSEMBLE}",
 
 
 def sample_cfg(sample):
@@ -90,8 +90,18 @@ def model_source(sample):
     return sample_cfg(sample).get("models_from", sample)
 
 
+def trained_models(sample):
+    """The networks trained on a sample with labels (train.models)."""
+    return stage_settings(config, sample, "train")["models"]
+
+
 def model_input(wildcards):
-    return f"results/{model_source(wildcards.sample)}/04_models/{wildcards.model}/model.pt"
+    """The model.pt of the network, or of every network of the source sample for the ensemble."""
+    src = model_source(wildcards.sample)
+    if wildcards.model == ENSEMBLE:
+        return expand("results/{src}/04_models/{model}/model.pt", src=src,
+                      model=trained_models(src))
+    return f"results/{src}/04_models/{wildcards.model}/model.pt"
 
 
 for _s in SAMPLES:
@@ -124,8 +134,12 @@ def evaluate_patches(wildcards):
 
 
 def evaluated_models(sample):
-    """The networks that segment this sample (and whose results are evaluated and exported)."""
-    return stage_settings(config, model_source(sample), "train")["models"]
+    """The networks that segment this sample (and whose results are evaluated and exported),
+    and their ensemble where segment.ensemble is on and there are two or more."""
+    models = list(trained_models(model_source(sample)))
+    if len(models) > 1 and stage_settings(config, sample, "segment")["ensemble"]:
+        models.append(ENSEMBLE)
+    return models
 
 
 def all_outputs():
@@ -148,7 +162,7 @@ def all_outputs():
             out += expand("results/{sample}/03_patches/{f}", sample=s,
                           f=["train.npz", "val.npz", "patches.json", "patches.png"])
             out += expand("results/{sample}/04_models/{model}/{f}", sample=s,
-                          model=stage_settings(config, s, "train")["models"],
+                          model=trained_models(s),
                           f=["model.pt", "history.csv", "curves.png"])
         if has_labels(model_source(s)):
             out += expand("results/{sample}/05_segment/{model}/{f}", sample=s,

@@ -4,6 +4,7 @@ rule evaluate_model:
         unpack(evaluate_patches),
         volume="results/{sample}/02_recon/volume.tif",
         labels="results/{sample}/05_segment/{model}/labels.tif",
+        segment="results/{sample}/05_segment/{model}/segment.json",
     output:
         particles="results/{sample}/06_evaluate/{model}_particles.csv",
         json="results/{sample}/06_evaluate/{model}.json",

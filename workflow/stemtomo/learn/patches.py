@@ -1,10 +1,12 @@
-"""Training patches from a reconstruction and (partial) labels, with spatially disjoint splits.
+"""Training patches and whole validation slices from a reconstruction and (partial) labels, with
+spatially disjoint splits.
 
-Slices are x-y planes (volume[z]), as microscopists annotate them. Train and validation patches come
-from disjoint z-slabs of the annotated slices (never from the same slice), separated by a gap so that
-2.5D context channels never reach across. A configurable fraction of patches is centred on a Pt
-voxel, as nnU-Net oversamples foreground (Isensee et al., Nat. Methods 2021), because Pt is ~0.3 %
-of the voxels.
+Slices are x-y planes (volume[z]), as microscopists annotate them. Training patches and the
+validation slices come from disjoint z-slabs of the annotated slices (never from the same slice),
+separated by a gap so that 2.5D context channels never reach across. A configurable fraction of the
+training patches is centred on a Pt voxel, as nnU-Net oversamples foreground (Isensee et al., Nat.
+Methods 2021), because Pt is ~0.3 % of the voxels. Validation keeps the annotated slices whole, so
+it sees Pt at its true rate.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .settings import AnnotationNoise, PatchSettings
 
 @dataclass
 class PatchSet:
-    images: np.ndarray   # (n, channels, p, p) float32, normalised
+    images: np.ndarray   # (n, channels, p, p) float32, normalised (whole slices: p = y, x sizes)
     labels: np.ndarray   # (n, p, p) uint8, IGNORE where unlabelled
     slices: np.ndarray   # z index of each patch
     centres: np.ndarray  # (n, 2) y, x of each patch centre
@@ -160,14 +162,25 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
     return PatchSet(images, out_labels, zs, centres, pt_centred)
 
 
+def whole_slices(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray,
+                 context: int) -> PatchSet:
+    """The given z-slices whole, each with its 2.5D context channels (clipped at the volume's
+    ends, as segmentation clips them)."""
+    nz, ny, nx = volume.shape
+    chans = np.clip(slices[:, None] + np.arange(-context, context + 1)[None, :], 0, nz - 1)
+    n = len(slices)
+    return PatchSet(np.ascontiguousarray(volume[chans]), labels[slices].copy(),
+                    np.asarray(slices), np.tile([ny // 2, nx // 2], (n, 1)), np.zeros(n, bool))
+
+
 def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
             source: str = "labels") -> tuple[PatchSet, PatchSet, dict]:
-    """Train and validation patch sets and their record."""
+    """Training patches, the whole validation slices, and their record."""
     check_labels(volume, labels, source)
     labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
     train_z, val_z = split_slices(annotated, settings.val_fraction, gap=2 * settings.context + 1)
-    scale = Normalisation.of(volume)
+    scale = Normalisation.of(volume, settings.normalisation)
     norm = scale.apply(volume)
     rng = np.random.default_rng(settings.seed)
     size, ctx, frac = settings.patch_size, settings.context, settings.pt_fraction
@@ -180,15 +193,14 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
                              "label Pt in those slices (validation is the middle block of the "
                              "annotated slices) or change patches.val_fraction")
     train = sample(norm, labels, train_z, settings.train_patches, size, frac, ctx, rng)
-    val = sample(norm, labels, val_z, settings.val_patches, size, frac, ctx, rng)
+    val = whole_slices(norm, labels, val_z, ctx)
     record = {
         "train_slices": train_z.tolist(), "val_slices": val_z.tolist(),
         "annotated_slices": annotated.tolist(), "patch_size": size, "channels": 2 * ctx + 1,
-        "normalisation_percentiles": scale.as_list(), "pt_fraction": frac,
+        "normalisation": scale.as_record(), "pt_fraction": frac,
         "train": {"patches": len(train.labels), "pt_centred": int(train.pt_centred.sum()),
                   **class_statistics(train.labels)},
-        "val": {"patches": len(val.labels), "pt_centred": int(val.pt_centred.sum()),
-                **class_statistics(val.labels)},
+        "val": {"slices": len(val.labels), **class_statistics(val.labels)},
         "annotated_voxels": class_statistics(labels[annotated]),
     }
     return train, val, record

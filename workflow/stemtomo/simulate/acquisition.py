@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy import ndimage
 
 from ..core import geometry
