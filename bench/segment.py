@@ -32,6 +32,7 @@ from stemtomo.core.config import model_settings, stage_settings, validate_config
 from stemtomo.core.labels import CLASS_NAMES  # noqa: E402
 
 PRESET = ROOT / "workflow" / "presets" / "hard.yaml"
+SAVE: Path | None = None  # where segmentations are kept (--save-labels)
 
 
 def load_config(overrides: list[str]) -> tuple[dict, str]:
@@ -127,6 +128,12 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
                                    if k.startswith("val_")}, "train_s": round(t_train, 1)}
         record, row["segment_s"], row["before_cleanup"] = segment_and_evaluate(
             [nets[name]], name, volume, truth, voxel_nm, prec["val_slices"], seg)
+        if nets[name].priors is not None:  # the same network without its Pt calibration
+            import dataclasses
+
+            row["argmax"] = segment_and_evaluate([dataclasses.replace(nets[name], priors=None)],
+                                                 f"{name}-argmax", volume, truth, voxel_nm,
+                                                 prec["val_slices"], seg)[0]["table"]
         if last:
             last_net = _last_epoch(nets[name], work / f"{name}.ckpt")
             row["last_epoch"] = segment_and_evaluate([last_net], name, volume, truth, voxel_nm,
@@ -161,6 +168,8 @@ def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.nd
     t0 = time.perf_counter()
     labels, _ = segment_with(nets, volume, torch.device("cpu"), seg)
     seconds = round(time.perf_counter() - t0, 1)
+    if SAVE is not None:  # for clean-up studies on the very labels (bench --save-labels)
+        np.save(SAVE / f"{name}-{seg.normalisation}-{len(val_slices or [])}.npy", labels)
     raw, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices)
     labels, cleaned = clean_labels(labels, voxel_nm, seg.cleanup.alumina_min_nm3,
                                    seg.cleanup.pt_min_nm3)
@@ -208,6 +217,8 @@ def main() -> None:
                         help="config override, e.g. patches.context=1 (repeatable)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "segment"))
     parser.add_argument("--last", action="store_true", help="also evaluate each last epoch")
+    parser.add_argument("--save-labels", action="store_true",
+                        help="keep each segmentation (before clean-up) as .npy in the recipe's folder")
     parser.add_argument("--transfer", action="store_true",
                         help="also segment a second sample (seed 2, twice the Pt) with these "
                              "networks, with the training's and the volume's own input scaling")
@@ -215,6 +226,8 @@ def main() -> None:
     out_dir = Path(args.out)
     work = out_dir / args.name
     work.mkdir(parents=True, exist_ok=True)
+    global SAVE
+    SAVE = work if args.save_labels else None
     cfg, sample = load_config(args.set)
     t0 = time.perf_counter()
     volume, truth, voxel_nm, data = build_data(cfg, sample, out_dir)
@@ -231,8 +244,18 @@ def main() -> None:
                              args.last, transfer))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     (work / "table1.md").write_text(result["table1_md"])
+    result = _finite(result)
     (work / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result))
+
+
+def _finite(value):
+    """NaN (an undefined precision) as null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
 
 
 if __name__ == "__main__":
