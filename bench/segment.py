@@ -223,6 +223,9 @@ def main() -> None:
                         help="also segment a second sample (seed 2, twice the Pt) with these "
                              "networks, with the training's and the volume's own input scaling")
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     out_dir = Path(args.out)
     work = out_dir / args.name
     work.mkdir(parents=True, exist_ok=True)
