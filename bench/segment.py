@@ -98,7 +98,6 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
     from stemtomo.learn.modelfile import load_model, save_model
     from stemtomo.learn.patches import extract, simulate_annotation
     from stemtomo.learn.settings import PatchSettings, SegmentSettings, TrainSettings
-    from stemtomo.learn.training import train
 
     torch.set_num_threads(2)
     ps = PatchSettings.from_section(stage_settings(cfg, sample, "patches"))
@@ -114,11 +113,11 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
            "annotation_dice_vs_truth": {CLASS_NAMES[c]: round(d, 4)
                                         for c, d in zip(CLASS_NAMES, noise_floor, strict=True)},
            "models": {}}
-    nets, records = {}, []
+    nets, raw_nets, records = {}, {}, []
     for name in stage_settings(cfg, sample, "train")["models"]:
         settings = TrainSettings.from_section(model_settings(cfg, sample, name))
         t0 = time.perf_counter()
-        result = train(name, *sets, settings, str(work / f"{name}.ckpt"))
+        result, raw_best = train_tracked(name, sets, settings, work / f"{name}.ckpt")
         t_train = time.perf_counter() - t0
         save_model(str(work / f"{name}.pt"), result, prec, settings, {"bench": "segment"})
         nets[name] = load_model(str(work / f"{name}.pt"), torch.device("cpu"))
@@ -128,16 +127,18 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
                                    if k.startswith("val_")}, "train_s": round(t_train, 1)}
         record, row["segment_s"], row["before_cleanup"] = segment_and_evaluate(
             [nets[name]], name, volume, truth, voxel_nm, prec["val_slices"], seg)
-        if nets[name].priors is not None:  # the same network without its Pt calibration
-            import dataclasses
-
-            row["argmax"] = segment_and_evaluate([dataclasses.replace(nets[name], priors=None)],
-                                                 f"{name}-argmax", volume, truth, voxel_nm,
-                                                 prec["val_slices"], seg)[0]["table"]
+        if nets[name].priors is not None:
+            # the same weights without the Pt prior, and the whole-slice validation without
+            # calibration: the epoch of best argmax Pt Dice, argmax decision
+            row["argmax"] = _row([_with(nets[name], priors=None)], f"{name}~argmax", volume,
+                                 truth, voxel_nm, prec, seg)
+            raw_nets[name] = _with(nets[name], state=raw_best["state"], priors=None)
+            row["uncalibrated_selection"] = {"epoch": raw_best["epoch"], **_row(
+                [raw_nets[name]], f"{name}~uncalibrated", volume, truth, voxel_nm, prec, seg)}
         if last:
-            last_net = _last_epoch(nets[name], work / f"{name}.ckpt")
-            row["last_epoch"] = segment_and_evaluate([last_net], name, volume, truth, voxel_nm,
-                                                     prec["val_slices"], seg)[0]["table"]
+            row["last_epoch"] = _row([_with(nets[name], state=torch.load(
+                work / f"{name}.ckpt", map_location="cpu", weights_only=False)["model"])],
+                f"{name}~last", volume, truth, voxel_nm, prec, seg)
         (work / f"{name}.ckpt").unlink(missing_ok=True)
         out["models"][name] = {**row, **record["table"]}
         records.append(record)
@@ -147,6 +148,10 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
                                                     truth, voxel_nm, prec["val_slices"], seg)
         out["models"]["ensemble"] = {"segment_s": seconds, "before_cleanup": raw,
                                      **record["table"]}
+        if raw_nets:
+            out["models"]["ensemble"]["uncalibrated_selection"] = _row(
+                list(raw_nets.values()), "ensemble~uncalibrated", volume, truth, voxel_nm, prec,
+                seg)
         records.append(record)
     if transfer is not None:
         out["transfer"] = transfer_rows(nets, seg, *transfer, voxel_nm)
@@ -173,23 +178,50 @@ def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.nd
     raw, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices)
     labels, cleaned = clean_labels(labels, voxel_nm, seg.cleanup.alumina_min_nm3,
                                    seg.cleanup.pt_min_nm3)
-    validation = {"ensemble": {}} if len(nets) > 1 else {name: nets[0].validation}
+    validation = {name: {}} if len(nets) > 1 else {name: nets[0].validation}
     record, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices,
                                   validation=validation)
     record["table"] = {**table_row(record), "cleanup": cleaned}
     return record, seconds, table_row(raw)
 
 
-def _last_epoch(net, checkpoint: Path):
-    """The network with its last epoch's weights (the training checkpoint's), same calibration
-    as the best epoch's (the best row's prior)."""
-    import dataclasses
-
+def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
+    """train(), one epoch per call (it resumes exactly from its checkpoint, so the run is the
+    uninterrupted one), also keeping the weights of the best argmax Pt Dice on the validation
+    slices: the selection without calibration, from the same run."""
     import torch
 
-    model = copy.deepcopy(net.model)
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-    return dataclasses.replace(net, model=model.eval())
+    from stemtomo.learn.training import train
+
+    raw = {"score": -1.0, "epoch": 0, "state": None}
+    done = -1
+    while True:
+        result = train(name, *sets, settings, str(checkpoint), stop_after=1)
+        if len(result.history) == done:  # early stop: no epoch ran
+            return result, raw
+        done = len(result.history)
+        score = result.history[-1]["val_dice_pt"]
+        if score > raw["score"]:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+            raw = {"score": score, "epoch": done, "state": state}
+        if done >= settings.epochs:
+            return result, raw
+
+
+def _with(net, state: dict | None = None, **changes):
+    """A copy of a ModelFile with other weights and/or fields."""
+    import dataclasses
+
+    if state is not None:
+        model = copy.deepcopy(net.model)
+        model.load_state_dict(state)
+        changes["model"] = model.eval()
+    return dataclasses.replace(net, **changes)
+
+
+def _row(nets: list, name: str, volume, truth, voxel_nm, prec: dict, seg) -> dict:
+    return segment_and_evaluate(nets, name, volume, truth, voxel_nm, prec["val_slices"],
+                                seg)[0]["table"]
 
 
 def transfer_rows(nets: dict, seg, volume: np.ndarray, truth: np.ndarray, voxel_nm: float) -> dict:
