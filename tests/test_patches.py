@@ -167,3 +167,23 @@ def test_bad_labels_are_named(toy):
     no_pt_in_val[val_z] = np.where(no_pt_in_val[val_z] == 2, 1, no_pt_in_val[val_z])
     with pytest.raises(InputError, match=r"lab.tif: the validation slices \[.*\] hold no Pt"):
         extract(volume, no_pt_in_val, settings(patch_size=16), "lab.tif")
+
+
+def test_robust_normalisation_ignores_how_much_pt_a_volume_holds():
+    """The 99.9 % point falls among the Pt voxels, so the percentile scaling moves with the Pt
+    content; the robust one (background and support levels) hardly does."""
+    rng = np.random.default_rng(2)
+    labels = np.zeros((40, 64, 64), np.uint8)
+    labels[:, 20:44] = 1
+    base = np.array([0.1, 1.0, 12.0], np.float32)
+    scales = {}
+    for pt_share in (0.001, 0.004):
+        lab = labels.copy()
+        lab[(rng.random(lab.shape) < pt_share / 0.375) & (lab == 1)] = 2
+        volume = base[lab] + rng.normal(0, 0.2, lab.shape).astype(np.float32)
+        scales[pt_share] = {m: Normalisation.of(volume, m) for m in ("percentile", "robust")}
+    span = {m: scales[0.004][m].span / scales[0.001][m].span for m in ("percentile", "robust")}
+    assert span["percentile"] > 1.5  # the high point jumps from the support to the Pt
+    assert abs(span["robust"] - 1) < 0.01
+    robust = scales[0.001]["robust"]
+    assert robust.low == pytest.approx(0.1, abs=0.02) and robust.high == pytest.approx(1.0, abs=0.02)

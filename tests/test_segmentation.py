@@ -71,9 +71,11 @@ def test_two_and_a_half_d_channels_reach_the_model():
     assert (labels[:, 1:-1, 1:-1] == truth[:, 1:-1, 1:-1]).mean() > 0.99
 
 
-def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs():
+@pytest.mark.parametrize("method", ["percentile", "robust"])
+def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(method):
     """Train/inference parity: the network sees bit-identical values for a region, whether it
-    arrives in a training patch (learn.patches) or inside a whole slice (segment_volume)."""
+    arrives in a training patch or a whole validation slice (learn.patches) or inside a slice
+    at inference (segment_volume, with the scaling stored in model.pt)."""
     from stemtomo.learn.patches import extract
     from stemtomo.learn.settings import PatchSettings
 
@@ -81,8 +83,8 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
     volume = (rng.gamma(2.0, 1.0, (20, 40, 48)) * 37.3 + 5.1).astype(np.float32)
     labels = np.full(volume.shape, 255, np.uint8)
     labels[2:18:2] = (volume[2:18:2] > 150).astype(np.uint8) * 2
-    train, _, _ = extract(volume, labels, stage(PatchSettings, patch_size=16, context=1,
-                                                train_patches=40))
+    train, val, record = extract(volume, labels, stage(PatchSettings, patch_size=16, context=1,
+                                                       train_patches=40, normalisation=method))
     seen = {}
 
     class Spy(Threshold):
@@ -90,7 +92,11 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
             seen.setdefault("x", []).append(x.clone())
             return super().forward(x)
 
-    seg(volume, Spy(3), 3, 8, torch.device("cpu"), batch=1)
+    stored = Normalisation.from_record(record["normalisation"])  # what model.pt keeps
+    assert stored == Normalisation.of(volume, method)
+    settings = stage(SegmentSettings, batch_size=1)
+    segment_volume(volume, Spy(3), torch.device("cpu"), settings, channels=3, multiple=8,
+                   normalisation=stored)
     inputs = torch.cat(seen["x"]).numpy()  # (z, 3, y, x), padded to multiples of 8
     checked = 0
     for img, z, (cy, cx) in zip(train.images, train.slices, train.centres, strict=True):
@@ -99,6 +105,8 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
             np.testing.assert_array_equal(inputs[z, :, y0:y0 + 16, x0:x0 + 16], img)
             checked += 1
     assert checked >= 10
+    for img, z in zip(val.images, val.slices, strict=True):  # whole slices, context included
+        np.testing.assert_array_equal(inputs[z, :, :40, :48], img)
 
 
 def test_model_file_round_trip(tmp_path):
