@@ -4,6 +4,8 @@ PYTHON  ?= python3
 CORES   ?= all
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# TomoPy is conda-forge only; CI keeps a CPU wheel beside the project (not committed) for its tests.
+TOMOPY  := ../shared/tomopy
 
 .PHONY: demo test lint clean
 
@@ -19,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash tests/setup-system.sh
+	@if [ -d $(TOMOPY) ]; then $(BIN)/python -c 'import tomopy' 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check $(TOMOPY)/tomopy-*.whl; \
+	else echo "test: no $(TOMOPY) beside the project: the TomoPy tests will skip"; fi
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -68,11 +68,24 @@ def test_every_schema_property_is_described_and_uses_only_schema_keywords():
     ({"samples": {"demo": {"simulate": {}}}, "allign": {}}, "allign", "unknown key"),
     ({"samples": {"demo": {"simulate": {}}}, "import": {"normalize": "max"}}, "import.normalize",
      "use one of total, none"),
-    ({"samples": {"d": {"tiltseries": "a.mrc", "simulate": {}}}}, "samples.d", "not both"),
-    ({"samples": {"d": {"pixel_size_nm": 1}}}, "samples.d", "either `simulate:`"),
+    ({"samples": {"d": {"tiltseries": "a.mrc", "simulate": {}}}}, "samples.d",
+     "it has simulate, tiltseries"),
+    ({"samples": {"d": {"pixel_size_nm": 1}}}, "samples.d", "exactly one start point"),
+    ({"samples": {"d": {"volume": "v.mrc", "slices": {}}}}, "samples.d", "it has slices, volume"),
     ({"samples": {"d": {"tiltseries": "a.dm3"}}}, "samples.d.tiltseries", "does not match"),
-    ({"samples": {"d": {"tiltseries": "a.mrc", "labels": "labels.png"}}}, "samples.d.labels",
-     "fix: expected: manual annotations on the reconstruction, same (z, y, x) shape"),
+    ({"samples": {"d": {"volume": "v.mrc", "truth": "truth.png"}}}, "samples.d.truth",
+     "fix: expected: optional ground truth for the evaluation only"),
+    ({"samples": {"d": {"volume": "v.mrc", "label_values": {"pt": 3, "alumin": 2}}}},
+     "samples.d.label_values.alumin", "unknown key 'alumin'"),
+    ({"samples": {"d": {"volume": "v.mrc", "aligned": True}}}, "samples.d.aligned",
+     "applies to `tiltseries:` samples only"),
+    ({"samples": {"d": {"simulate": {}, "labels": "ann"}}}, "samples.d.labels",
+     "a synthetic sample's phantom is its truth"),
+    ({"samples": {"d": {"volume": "v.mrc", "label_values": {"pt": 2}}}}, "samples.d.label_values",
+     "there are no annotations"),
+    ({"samples": {"d": {"slices": {"train": {"images": "a", "masks": "b"}, "val": {
+        "images": "c", "masks": "d"}}, "patches": {"context": 1}}}}, "samples.d.patches.context",
+     "images of a `slices:` dataset are unrelated"),
     ({"samples": {"d": {"tiltseries": "a.mrc", "angles": {"start": -60}}}}, "samples.d.angles",
      "fix: expected: tilt angles in degrees"),
     ({"samples": {"d": {"tiltseries": "a.mrc", "import": {"binning": 0}}}}, "samples.d.import.binning",
@@ -171,3 +184,112 @@ def test_the_workstation_preset_builds_a_network_its_patches_fit():
     with pytest.raises(ConfigError, match="patch_size: 200 is not a multiple of 2\\^depth = 16"):
         validate_config({"samples": {"a": {"simulate": {}}}, "train": {"preset": "workstation"},
                          "patches": {"patch_size": 200}})
+
+
+# --- labels checked before any job, against the reconstruction the settings produce ------------------
+
+def labelled_sample(tmp_path, labels, images=(31, 200, 256), **sample):
+    """A measured sample with a (tilt, y, x) series of `images` and the label volume `labels`
+    (written as a TIFF); returns the validated config."""
+    import numpy as np
+    import tifffile
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    tifffile.imwrite(tmp_path / "data/ts.tif", np.zeros(images, np.uint16), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "data/labels.tif", labels, photometric="minisblack")
+    return validate_config({"samples": {"m": {"tiltseries": "data/ts.tif", "angles": "data/ts.rawtlt",
+                                              "labels": "data/labels.tif", **sample}}})
+
+
+def good_labels(shape):
+    import numpy as np
+
+    labels = np.full(shape, 255, np.uint8)
+    labels[shape[0] // 2, :10] = 1
+    labels[shape[0] // 2, 10:12] = 2
+    labels[shape[0] // 2, 12:] = 0
+    return labels
+
+
+def test_labels_of_the_right_shape_and_values_pass(tmp_path):
+    from stemtomo.prep.inputs import check_inputs as check_labels
+
+    cfg = labelled_sample(tmp_path, good_labels((128, 100, 128)), **{"import": {"binning": 2}})
+    check_labels(cfg, tmp_path)
+    cfg = labelled_sample(tmp_path, good_labels((48, 60, 200)), reconstruct={"height": 48},
+                          **{"import": {"crop": {"y": [20, 80], "x": [40, 240]}}})
+    check_labels(cfg, tmp_path)
+
+
+def test_a_label_shape_mismatch_names_each_axis_and_its_setting(tmp_path):
+    from stemtomo.prep.inputs import check_inputs as check_labels
+
+    cfg = labelled_sample(tmp_path, good_labels((256, 200, 256)), **{"import": {"binning": 2}})
+    with pytest.raises(ConfigError) as e:
+        check_labels(cfg, tmp_path)
+    assert e.value.source == "config samples.m.labels"
+    assert e.value.problem == (
+        f"{tmp_path}/data/labels.tif: labels have shape (z, y, x) = (256, 200, 256), but the "
+        "reconstruction will be (128, 100, 128): z 256 ≠ 128 (reconstruct.height: null (the width "
+        "x)); y 200 ≠ 100 (the images' 200 rows, binned by samples.m.import.binning: 2); x 256 ≠ 128 "
+        "(the images' 256 columns, binned by samples.m.import.binning: 2)")
+    assert e.value.fix.startswith("annotate the reconstruction itself (results/<sample>/02_recon/")
+    cfg = labelled_sample(tmp_path, good_labels((256, 256, 200)), reconstruct={"height": 256})
+    with pytest.raises(ConfigError, match="the same sizes in another order: save the labels with "
+                                          r"axes \(z, y, x\)"):
+        check_labels(cfg, tmp_path)
+
+
+def test_label_values_pt_and_readability_are_checked_before_any_job(tmp_path):
+    import numpy as np
+
+    from stemtomo.prep.inputs import check_inputs as check_labels
+
+    shape = (256, 200, 256)
+    labels = good_labels(shape)
+    labels[0, 0, :3] = [3, 7, 7]
+    with pytest.raises(ConfigError, match=r"labels.tif: label values \[3, 7\] are not classes "
+                                          r"\(values found: 0: "):
+        check_labels(labelled_sample(tmp_path, labels), tmp_path)
+    no_pt = np.where(good_labels(shape) == 2, 1, good_labels(shape)).astype(np.uint8)
+    with pytest.raises(ConfigError) as e:
+        check_labels(labelled_sample(tmp_path, no_pt), tmp_path)
+    assert e.value.problem.endswith("labels.tif: the labels hold no Pt (2) at all (values found: "
+                                    "0: 48128 voxels, 1: 3072 voxels, 255: 13056000 voxels)")
+    assert e.value.fix.startswith("label the Pt nanoparticles 2")
+    with pytest.raises(ConfigError, match="no labelled voxels"):
+        check_labels(labelled_sample(tmp_path, np.full(shape, 255, np.uint8)), tmp_path)
+    labelled_sample(tmp_path, good_labels(shape))
+    (tmp_path / "data/labels.tif").write_text("0 1 2\n")
+    with pytest.raises(ConfigError, match="labels.tif: this is a text file, not a TIFF file"):
+        check_labels(validate_config({"samples": {"m": {
+            "tiltseries": "data/ts.tif", "labels": "data/labels.tif"}}}), tmp_path)
+
+
+def test_label_values_are_counted_once_per_version_of_the_file(tmp_path, monkeypatch):
+    import stemtomo.core.readers as readers
+    from stemtomo.prep.inputs import check_inputs as check_labels
+
+    cfg = labelled_sample(tmp_path, good_labels((256, 200, 256)))
+    check_labels(cfg, tmp_path)
+    assert (tmp_path / ".snakemake/stemtomo/labels-checked.json").is_file()
+
+    def no_reading(path):
+        raise AssertionError("the values were read again")
+
+    monkeypatch.setattr(readers, "read_tiltseries", no_reading)
+    check_labels(cfg, tmp_path)  # same file: header only
+    cfg = labelled_sample(tmp_path, good_labels((256, 200, 256)))  # written anew
+    with pytest.raises(AssertionError, match="read again"):
+        check_labels(cfg, tmp_path)
+
+
+def test_a_folder_given_as_a_file_is_named_as_a_folder(tmp_path):
+    (tmp_path / "data/ts.tif").mkdir(parents=True)
+    for name in ("tilt_001.tif", "tilt_002.tif"):
+        (tmp_path / "data/ts.tif" / name).write_bytes(b"II*\x00")
+    with pytest.raises(ConfigError) as e:
+        check_files(validate_config({"samples": {"m": {"tiltseries": "data/ts.tif"}}}), tmp_path)
+    assert e.value.source == "config samples.m.tiltseries"
+    assert e.value.problem == "data/ts.tif: is a folder, not a file"
+    assert e.value.fix.startswith("name the stack file itself (it holds tilt_001.tif, tilt_002.tif)")

@@ -25,7 +25,7 @@ CONDA_PACKAGE = {
     "numpy": "numpy", "scipy": "scipy", "tifffile": "tifffile", "mrcfile": "mrcfile",
     "matplotlib": "matplotlib-base", "tqdm": "tqdm", "yaml": "pyyaml", "jsonschema": "jsonschema",
     "skimage": "scikit-image", "torch": "pytorch", "astra": "astra-toolbox", "tomopy": "tomopy",
-    "vtk": "vtk", "paraview": "paraview",
+    "vtk": "vtk", "paraview": "paraview", "PIL": "pillow",
 }
 # Provided by Snakemake's own process, never by a rule's env.
 SNAKEMAKE_SIDE = {"snakemake"}

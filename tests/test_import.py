@@ -313,3 +313,141 @@ def test_bad_exclusions_are_named():
         run(raw, list(ANGLES), exclude_indices=[9])
     with pytest.raises(InputError, match="samples.s.import.exclude_angles: no tilt at 33"):
         run(raw, list(ANGLES), exclude_angles=[33])
+
+
+# --- angles in radians -----------------------------------------------------------------------------
+
+RADIANS = np.round(np.arange(-1.2, 1.2001, 0.08), 4)  # 31 tilts, ±68.8°
+
+
+def test_radian_angles_are_refused_with_the_fix(tmp_path):
+    raw = RawSeries(series(31), "ts.npy", None, 1.0)
+    for spec in (list(RADIANS), {"start": -1.2, "step": 0.08}):
+        with pytest.raises(InputError) as e:
+            run(raw, spec)
+        assert e.value.problem == ("the 31 tilt angles run from -1.2 to 1.2: as degrees that is a "
+                                   "±1.2° series with 0.08° steps, almost certainly radians (±68.8° "
+                                   "with 4.58° steps)")
+        assert e.value.fix == ("if they are radians, set `samples.s.import.angles_unit: radians` "
+                               "(they are converted to degrees); if the range really is this "
+                               "narrow, set `samples.s.import.angles_unit: degrees`")
+    rawtlt = tmp_path / "ts.rawtlt"
+    rawtlt.write_text("".join(f"{a}\n" for a in RADIANS))
+    with pytest.raises(InputError, match=f"{rawtlt}: the 31 tilt angles run from -1.2 to 1.2"):
+        run(raw, str(rawtlt))
+
+
+def test_angles_unit_radians_converts_and_degrees_accepts_a_narrow_range():
+    raw = RawSeries(series(31), "ts.npy", None, 1.0)
+    out = run(raw, list(RADIANS), angles_unit="radians", exclude_angles=[0.0])
+    np.testing.assert_allclose(out.angles, np.degrees(np.delete(RADIANS, 15)), atol=1e-9)
+    assert "angles converted from radians (samples.s.import.angles_unit)" in out.meta["notes"]
+    narrow = np.linspace(-4, 4, 31)  # a real ±4° series, said so
+    np.testing.assert_allclose(run(raw, list(narrow), angles_unit="degrees").angles, narrow)
+    with pytest.raises(InputError, match="almost certainly radians"):
+        run(raw, list(narrow))  # more than 10 tilts within ±5°: refused by default
+    wide = RawSeries(series(9), "ts.npy", None, 1.0)
+    with pytest.raises(InputError, match="±1.2° series"):  # within ±π/2: radians at any count
+        run(wide, list(np.linspace(-1.2, 1.2, 9)))
+    assert len(run(wide, list(np.linspace(-4, 4, 9))).angles) == 9  # 9 tilts over ±4°: allowed
+    with pytest.raises(InputError, match="duplicate tilt angles"):  # not "radians"
+        run(raw, [0.0] * 31)
+    with pytest.raises(InputError, match="converted from radians") as e:
+        run(raw, list(np.linspace(-60, 60, 31)), angles_unit="radians")  # degrees said radians
+    assert "remove that setting" in e.value.fix
+
+
+# --- int16 that holds wrapped uint16 counts --------------------------------------------------------
+
+def haadf_counts(bright_fraction: float, n=11, size=96, seed=0) -> np.ndarray:
+    """uint16 HAADF-like counts: vacuum ~800, a support up to ~10 000, Pt blobs (Gaussian, 1.5–3 px)
+    scaled so that `bright_fraction` of the pixels exceed 32767; Poisson noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size]
+    base = 800 + 9000 * np.exp(-((x - size / 2) ** 2 / 1250 + (y - size / 2) ** 2 / 2450))
+    pt = np.zeros((n, size, size))
+    for i in range(n):
+        for cy, cx, s in zip(*rng.uniform(10, size - 10, (2, 12)), rng.uniform(1.5, 3, 12),
+                             strict=True):
+            pt[i] += np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * s**2))
+    lo, hi = 1e3, 1e6
+    for _ in range(60):  # bisect the Pt amplitude for the wanted bright fraction
+        amp = (lo * hi) ** 0.5
+        lo, hi = (amp, hi) if np.mean(base + amp * pt > 32767) < bright_fraction else (lo, amp)
+    return rng.poisson(np.minimum(base + amp * pt, 65535)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("fraction", [0.005, 0.02])
+def test_auto_recognises_sparse_wrapped_counts(fraction):
+    truth = haadf_counts(fraction)
+    assert np.mean(truth > 32767) == pytest.approx(fraction, rel=0.1)
+    stored = truth.view(np.int16)
+    assert np.corrcoef(stored.ravel(), truth.ravel())[0, 1] < 0.7  # read as signed: corrupted
+    out = run(RawSeries(stored, "ts.mrc", None, 1.0), list(np.linspace(-60, 60, 11)),
+              **none_settings())
+    assert out.meta["int16"] == "wrapped"
+    np.testing.assert_array_equal(out.stack, truth.astype(np.float32))
+    assert any("sign changes between neighbouring pixels are jumps above 32767 → wrapped" in note
+               for note in out.meta["notes"])
+
+
+def test_genuinely_signed_int16_stays_signed():
+    angles = list(np.linspace(-60, 60, 11))
+    rng = np.random.default_rng(1)
+    # dark-subtracted counts: noise around zero where the signal is lowest
+    counts = haadf_counts(0.001).astype(np.float64) + rng.normal(0, 30, (11, 96, 96))
+    dark_subtracted = (counts - np.percentile(counts, 10, axis=(1, 2), keepdims=True)).astype(np.int16)
+    assert (dark_subtracted < 0).mean() > 0.05
+    out = run(RawSeries(dark_subtracted, "ts.mrc", None, 1.0), angles, **none_settings())
+    assert out.meta["int16"] == "signed"
+    np.testing.assert_array_equal(out.stack, dark_subtracted.astype(np.float32))
+    # signed data spanning most of the int16 range, smoothly through zero
+    y, x = np.mgrid[:96, :96]
+    full = np.stack([30000 * np.sin((x + 3 * i) / 15.0) * np.cos(y / 20.0) for i in range(11)])
+    full = (full + rng.normal(0, 50, full.shape)).astype(np.int16)
+    assert run(RawSeries(full, "ts.mrc", None, 1.0), angles, **none_settings()).meta["int16"] == \
+        "signed"
+
+
+def test_undecidable_int16_asks_for_the_setting():
+    rng = np.random.default_rng(2)
+    # left half: signed noise through zero; right half: counts around 32768 stored as int16
+    data = rng.normal(0, 100, (11, 32, 32))
+    data[..., 16:] += 32768
+    data = data.round().astype(np.int32).astype(np.uint16).view(np.int16)
+    with pytest.raises(InputError) as e:
+        run(RawSeries(data, "ts.mrc", None, 1.0), list(np.linspace(-60, 60, 11)))
+    assert e.value.source == "samples.s.import.int16"
+    assert e.value.problem.startswith("int16 data: cannot tell signed values from wrapped uint16 "
+                                      "counts (")
+    assert "`samples.s.import.int16: wrapped`" in e.value.fix
+
+
+# --- series that are no series, blank stacks --------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_single_image_is_not_blamed_on_exclusion(n):
+    raw = RawSeries(series(n), "one.mrc", None, 1.0)
+    with pytest.raises(InputError) as e:
+        run(raw, list(ANGLES[:n]))
+    assert e.value.source == "one.mrc"
+    assert e.value.problem == (f"the file holds only {n} image{'s' if n > 1 else ''} (shape "
+                               f"({n}, {H}, {W})): a tilt series needs many (typically 40–150 tilts)")
+    assert "exclusion" not in str(e.value) and "one stack file" in e.value.fix
+    with pytest.raises(InputError, match=r"only 2 of 9 tilts left after excluding \[0, 1, 2, 3, 4, "
+                                         r"5, 6\]"):
+        run(RawSeries(series(), "ts.mrc", None, 1.0), list(ANGLES), exclude_indices=list(range(7)))
+
+
+def test_all_constant_images_blame_the_file_not_every_tilt():
+    data = np.zeros((N, H, W), np.float32)
+    with pytest.raises(InputError) as e:
+        run(RawSeries(data, "ts.tif", None, 1.0), list(ANGLES))
+    assert e.value.problem == "all 9 images are constant (every pixel = 0): the stack holds no image data"
+    assert "exclude_indices" not in e.value.fix and "right file" in e.value.fix
+    data = series()
+    data[:6] = 5.0
+    with pytest.raises(InputError) as e:
+        run(RawSeries(data, "ts.tif", None, 1.0), list(ANGLES))
+    assert e.value.problem == "6 of 9 images are constant (blank frames): [0, 1, 2, 3, 4, 5]"
+    assert "exclude_indices" not in e.value.fix

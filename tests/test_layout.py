@@ -17,7 +17,8 @@ from stemtomo.core.settings import Section
 
 LIB = Path(__file__).resolve().parents[1] / "workflow" / "stemtomo"
 # Pipeline order: a package may import itself and those before it, never a later one.
-ORDER = ["core", "tomo", "simulate", "prep", "align", "recon", "learn", "evaluate", "export"]
+ORDER = ["core", "tomo", "simulate", "prep", "align", "recon", "learn", "evaluate", "export",
+         "annotate"]
 SETTINGS = ["simulate.settings:SimulateSettings", "prep.settings:ImportSettings",
             "align.settings:AlignSettings", "recon.settings:ReconstructSettings",
             "learn.settings:PatchSettings", "learn.settings:TrainSettings",

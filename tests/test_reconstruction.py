@@ -228,18 +228,6 @@ def test_mrc_output_round_trips(tmp_path):
         assert float(m.voxel_size.x) == pytest.approx(4.0)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tomopy") is None,
-                    reason="TomoPy is conda-forge only (envs/recon.yaml provides it)")
-@pytest.mark.parametrize("algorithm", ["mlem", "fbp"])
-def test_tomopy_matches_the_projector_loop(data, algorithm):
-    stack, sim = data
-    s = settings(algorithm=algorithm, iterations=20)
-    t, rec = reconstruct(stack[:, 24:40], sim.angles, s.replace(backend="tomopy"))
-    j, _ = reconstruct(stack[:, 24:40], sim.angles, s.replace(backend="joseph-cpu"))
-    assert rec["backend"] == "tomopy" and t.shape == j.shape
-    assert corr(t, j) > 0.95
-
-
 def test_edge_cases_one_tilt_and_the_clipping_record(data):
     stack, sim = data
     one = make_projector("joseph-cpu", np.array([0.0]), (16, 2, 16))

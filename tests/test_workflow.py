@@ -21,9 +21,10 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
-                               "reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 3,
-                               "segment_slab": 4, "segment": 4, "evaluate_model": 4,
-                               "evaluate": 1, "export": 4, "all": 1}  # three networks + ensemble
+                               "reconstruct_slab": 1, "reconstruct": 1, "annotations": 1,
+                               "patches": 1, "train": 3, "segment_slab": 4, "segment": 4,
+                               "evaluate_model": 4, "agreement": 1, "evaluate": 1, "export": 4,
+                               "all": 1}  # three networks + ensemble
 
 
 def test_slurm_profile_gives_gpu_rules_a_gpu_and_their_memory(tmp_path):
@@ -122,9 +123,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     table = (res / "06_evaluate/unet_particles.csv").read_text().splitlines()
     assert exported["particles"] == len(table) - 1
     assert exported["renderer"].startswith("paraview" if shutil.which("pvbatch") else "vtk")
-    evaluation = {"evaluate_model": 3, "evaluate": 1, "export": 3}  # two networks + ensemble
-    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "patches": 1, "train": 2,
-                   "segment_slab": 3, "segment": 3, **evaluation, "all": 1}
+    evaluation = {"evaluate_model": 3, "agreement": 1, "evaluate": 1,
+                  "export": 3}  # two networks + ensemble
+    after_align = {"reconstruct_slab": 1, "reconstruct": 1, "annotations": 1, "patches": 1,
+                   "train": 2, "segment_slab": 3, "segment": 3, **evaluation, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -140,8 +142,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"per_model": {"unet": {"lr": 0.01}}}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {  # that model's and the ensemble's
-        "train": 1, "segment_slab": 2, "segment": 2, "evaluate_model": 2, "evaluate": 1, "export": 2,
-        "all": 1}
+        "train": 1, "segment_slab": 2, "segment": 2, "evaluate_model": 2, "agreement": 1,
+        "evaluate": 1, "export": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "segment": {"tta": True}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == segmentation
     changed = {"samples": {"tiny": TINY}, "segment": {"slabs": 3}}
@@ -166,9 +168,9 @@ def test_alignment_can_be_skipped(tmp_path):
     r = snakemake(tmp_path, config, "-n")
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
-                               "reconstruct": 1, "patches": 1, "train": 2, "segment_slab": 3,
-                               "segment": 3, "evaluate_model": 3, "evaluate": 1, "export": 3,
-                               "all": 1}
+                               "reconstruct": 1, "annotations": 1, "patches": 1, "train": 2,
+                               "segment_slab": 3, "segment": 3, "evaluate_model": 3,
+                               "agreement": 1, "evaluate": 1, "export": 3, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

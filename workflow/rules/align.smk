@@ -20,6 +20,8 @@ rule align:
     threads: 2
     resources:
         gpu=1,  # used when present (astra-gpu); never shared between jobs
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
     conda:
         "../../envs/recon.yaml"
     script:

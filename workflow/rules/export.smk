@@ -1,6 +1,6 @@
 rule export:
     input:
-        volume="results/{sample}/02_recon/volume.tif",
+        volume=lambda wc: volume_of(wc.sample),
         labels="results/{sample}/05_segment/{model}/labels.tif",
     output:
         alumina_vtp="results/{sample}/07_export/{model}/alumina.vtp",

@@ -21,3 +21,31 @@ rule import_tiltseries:
         "../../envs/io.yaml"
     script:
         "../scripts/import.py"
+
+
+rule import_slices:
+    """A 2D dataset (samples.<s>.slices): images and masks paired, checked and stacked."""
+    wildcard_constraints:
+        sample=samples_pattern(["slices"]),
+    input:
+        lambda wc: slice_files(wc.sample),
+    output:
+        images="results/{sample}/00_slices/images.tif",
+        labels="results/{sample}/00_slices/labels.tif",
+        json="results/{sample}/00_slices/slices.json",
+        figure=report(
+            "results/{sample}/00_slices/overview.png",
+            caption="../report/slices.rst",
+            category="1 Import",
+            labels={"sample": "{sample}", "figure": "2D dataset"},
+        ),
+    params:
+        slices=lambda wc: canonical(sample_cfg(wc.sample)["slices"]),
+        label_values=lambda wc: canonical(sample_cfg(wc.sample).get("label_values")),
+        pixel_size_nm=lambda wc: sample_cfg(wc.sample).get("pixel_size_nm"),
+    log:
+        "results/{sample}/logs/import_slices.log",
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../scripts/import_slices.py"

@@ -1,4 +1,6 @@
 rule reconstruct_slab:
+    wildcard_constraints:
+        sample=samples_pattern(["simulate", "tiltseries"]),
     input:
         unpack(recon_inputs),
     output:
@@ -11,6 +13,8 @@ rule reconstruct_slab:
     threads: 2
     resources:
         gpu=1,  # used when present (astra-gpu); never shared between jobs
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
     conda:
         "../../envs/recon.yaml"
     script:
@@ -18,6 +22,8 @@ rule reconstruct_slab:
 
 
 rule reconstruct:
+    wildcard_constraints:
+        sample=samples_pattern(["simulate", "tiltseries"]),
     input:
         slabs=lambda wc: expand("results/{{sample}}/02_recon/slabs/{slab}.npy",
                                 slab=range(slab_count(wc.sample))),
@@ -53,3 +59,29 @@ rule reconstruct_mrc:
         "../../envs/io.yaml"
     script:
         "../scripts/reconstruct_mrc.py"
+
+
+rule import_volume:
+    """A reconstruction made elsewhere (samples.<s>.volume) as the sample's volume."""
+    wildcard_constraints:
+        sample=samples_pattern(["volume"]),
+    input:
+        volume=lambda wc: sample_cfg(wc.sample)["volume"],
+    output:
+        volume="results/{sample}/02_recon/volume.tif",
+        json="results/{sample}/02_recon/recon.json",
+        figure=report(
+            "results/{sample}/02_recon/orthoslices.png",
+            caption="../report/reconstruct.rst",
+            category="3 Reconstruct",
+            labels={"sample": "{sample}", "figure": "orthoslices"},
+        ),
+    params:
+        axes=lambda wc: sample_cfg(wc.sample).get("volume_axes", "zyx"),
+        pixel_size_nm=lambda wc: sample_cfg(wc.sample).get("pixel_size_nm"),
+    log:
+        "results/{sample}/logs/import_volume.log",
+    conda:
+        "../../envs/io.yaml"
+    script:
+        "../scripts/import_volume.py"

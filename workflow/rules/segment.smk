@@ -1,6 +1,6 @@
 rule segment_slab:
     input:
-        volume="results/{sample}/02_recon/volume.tif",
+        volume=lambda wc: volume_of(wc.sample),
         model=model_input,
     output:
         labels=temp("results/{sample}/05_segment/{model}/slabs/{slab}.npy"),
@@ -13,6 +13,8 @@ rule segment_slab:
     threads: 2
     resources:
         gpu=1,
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
     conda:
         "../../envs/learn.yaml"
     script:
@@ -21,7 +23,7 @@ rule segment_slab:
 
 rule segment:
     input:
-        volume="results/{sample}/02_recon/volume.tif",
+        volume=lambda wc: volume_of(wc.sample),
         labels=lambda wc: expand("results/{{sample}}/05_segment/{{model}}/slabs/{slab}.npy",
                                  slab=range(segment_slabs(wc.sample))),
         probabilities=lambda wc: expand(

@@ -14,8 +14,10 @@ rule train:
         ),
     params:
         settings=lambda wc: model_settings(config, wc.sample, wc.model),
-        # Not an output: it must survive a killed job so that the rerun resumes from it.
+        # Not outputs: the checkpoint must survive a killed job so that the rerun resumes from it,
+        # the last weights (previous.pt) a rerun so that it can start from them (train.init_from).
         checkpoint=lambda wc: f"results/{wc.sample}/04_models/{wc.model}/checkpoint.pt",
+        previous=lambda wc: f"results/{wc.sample}/04_models/{wc.model}/previous.pt",
     log:
         "results/{sample}/logs/train_{model}.log",
     wildcard_constraints:
@@ -23,6 +25,8 @@ rule train:
     threads: 2
     resources:
         gpu=1,
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
     conda:
         "../../envs/learn.yaml"
     script:

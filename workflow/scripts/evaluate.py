@@ -30,11 +30,13 @@ def main(smk) -> None:
     if smk.input.get("truth"):
         truth = read_tiltseries(smk.input.truth).data.astype(np.uint8)
         if not (truth == IGNORE).any():
-            truth_rows = particles(truth, records[0]["voxel_nm"]).table
+            truth_rows = particles(truth, records[0]["voxel_nm"], smk.params.planar).table
             diameters = {"truth": [r["diameter_nm"] for r in truth_rows], **diameters}
     io.write_csv(smk.output.truth_particles, truth_rows, fields=PARTICLE_FIELDS)
     particle_sizes(smk.output.figure, diameters)
-    rows, text = summary(smk.wildcards.sample, records, diameters, truth_rows)
+    agreement = json.loads(Path(smk.input.agreement).read_text()) if smk.input.get("agreement") \
+        else None
+    rows, text = summary(smk.wildcards.sample, records, diameters, truth_rows, agreement)
     io.write_csv(smk.output.csv, rows, fields=list(dict.fromkeys(k for r in rows for k in r)))
     io.write_text(smk.output.md, text)
     log.info("\n%s", text)

@@ -1,16 +1,17 @@
 """Rule patches: train/validation patch sets from the reconstruction and its (partial) labels."""
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
 import _libpath  # noqa: F401  (stemtomo from this checkout)
 from stemtomo.core import io
-from stemtomo.core.labels import IGNORE
 from stemtomo.core.readers import read_tiltseries
 from stemtomo.core.runner import run_rule
 from stemtomo.learn.figures import patch_examples
-from stemtomo.learn.patches import extract, simulate_annotation
+from stemtomo.learn.patches import extract
 from stemtomo.learn.settings import PatchSettings
 
 log = logging.getLogger("stemtomo.patches")
@@ -18,15 +19,13 @@ log = logging.getLogger("stemtomo.patches")
 
 def main(smk) -> None:
     settings = PatchSettings.from_section(smk.params.settings)
-    recon = read_tiltseries(smk.input.volume)
-    volume = recon.data.astype(np.float32)
-    labels = read_tiltseries(smk.input.labels).data  # any dtype: extract checks the values
-    if smk.params.simulated:
-        labels = simulate_annotation(labels, settings.annotate_slices, settings.annotation_noise,
-                                     recon.pixel_size_nm or 1.0, settings.seed)
-        log.info("synthetic sample: %d annotated slices kept, as a person would annotate",
-                 int((labels != IGNORE).any(axis=(1, 2)).sum()))
-    train, val, record = extract(volume, labels, settings, source=smk.input.labels)
+    volume = read_tiltseries(smk.input.volume).data.astype(np.float32)
+    labels = read_tiltseries(smk.input.labels).data  # stemtomo's classes (rule annotations)
+    split = None
+    if smk.input.get("split"):  # a 2D dataset: its own training and validation images
+        parts = json.loads(Path(smk.input.split).read_text())
+        split = (parts["train_slices"], parts["val_slices"])
+    train, val, record = extract(volume, labels, settings, source=smk.input.labels, split=split)
     for path, ps in ((smk.output.train, train), (smk.output.val, val)):
         io.write_npz(path, images=ps.images, labels=ps.labels, slices=ps.slices,
                      centres=ps.centres, pt_centred=ps.pt_centred)

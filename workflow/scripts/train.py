@@ -11,9 +11,9 @@ import _libpath  # noqa: F401  (stemtomo from this checkout)
 from stemtomo.core import io, provenance
 from stemtomo.core.runner import run_rule
 from stemtomo.learn.figures import learning_curves
-from stemtomo.learn.modelfile import save_model
+from stemtomo.learn.modelfile import initial_weights, save_model
 from stemtomo.learn.settings import TrainSettings
-from stemtomo.learn.training import pick_device, train
+from stemtomo.learn.training import model_config, pick_device, train
 
 log = logging.getLogger("stemtomo.train")
 
@@ -26,9 +26,15 @@ def main(smk) -> None:
     log.info("device: %s%s", device, f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
     train_set, val_set = dict(np.load(smk.input.train)), dict(np.load(smk.input.val))
     patches = json.loads(Path(smk.input.patches).read_text())
+    init = None
+    if settings.init_from == "previous":
+        config = model_config(smk.wildcards.model, patches["channels"], settings)
+        init, why = initial_weights(smk.params.previous, config)
+        log.info("init_from previous: %s", why)
     result = train(smk.wildcards.model, train_set, val_set, settings, smk.params.checkpoint,
-                   progress=True)
+                   progress=True, init_state=init)
     save_model(smk.output.model, result, patches, settings, provenance.record(smk))
+    io.copy_file(smk.output.model, smk.params.previous)  # the next round may start from it
     io.write_csv(smk.output.history, result.history)
     learning_curves(smk.output.figure, result.history, result.best_epoch, smk.wildcards.model)
     Path(smk.params.checkpoint).unlink(missing_ok=True)  # finished: nothing left to resume

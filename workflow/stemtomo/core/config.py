@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
+from .samples import START_POINTS, expand, start_point
 from .settings import RUNTIME_KEYS, canonical, merged_settings
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -58,10 +59,12 @@ def _describe(error) -> tuple[str, str, str]:
         return where, f"unknown key {', '.join(map(repr, unknown))}", \
             f"remove it or correct the spelling; {hint}".rstrip("; ")
     if error.validator == "oneOf" and isinstance(error.instance, dict) and \
-            {"simulate", "tiltseries"} & set(error.instance) != {"simulate"} and \
             "simulate" in str(error.schema.get("oneOf", "")):
-        return key, "a sample needs either `simulate:` (synthetic) or `tiltseries:` " \
-            "(measured data), not both and not neither", description
+        given = sorted(set(START_POINTS) & set(error.instance))
+        return key, "a sample needs exactly one start point of `simulate:` (synthetic), " \
+            "`tiltseries:` (raw tilt series), `volume:` (a reconstruction) or `slices:` (2D images " \
+            f"and masks); it has {', '.join(given) if given else 'none'}", \
+            "keep one of them (a second dataset is a second sample)"
     if error.validator == "required":
         return key, error.message, description or "add the missing key"
     if error.validator == "enum":
@@ -124,7 +127,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
-def _key(config: dict, sample: str, stage: str, key: str) -> str:
+def setting_key(config: dict, sample: str, stage: str, key: str) -> str:
     """The dotted key a setting came from: the sample's override or the top-level section."""
     own = config["samples"][sample].get(stage) or {}
     return f"samples.{sample}.{stage}.{key}" if key in own else f"{stage}.{key}"
@@ -145,16 +148,51 @@ def _check_between_keys(config: dict, sample: str) -> None:
         for model in stage_settings(config, trained_on, "train")["models"]:
             multiple = 2 ** model_settings(config, trained_on, model)["depth"]
             if value % multiple:
-                raise ConfigError(f"config {_key(config, sample, stage, key)}",
+                raise ConfigError(f"config {setting_key(config, sample, stage, key)}",
                                   f"{value} is not a multiple of 2^depth = {multiple} ({model})",
                                   fix.format(multiple=multiple))
 
-    if {"simulate", "labels"} & set(config["samples"][sample]):  # it trains networks
+    _check_start_keys(config, sample)
+    if {"simulate", "labels", "slices"} & set(config["samples"][sample]):  # it trains networks
         require_multiples("patches", "patch_size", sample,
                           "use a multiple of {multiple} or a smaller train.depth")
     source = config["samples"][sample].get("models_from", sample)
     if source in config["samples"]:
         require_multiples("segment", "tile", source, "use a multiple of {multiple}")
+
+
+# Sample keys that belong to one start point only.
+_START_KEYS = {"aligned": "tiltseries", "angles": "tiltseries", "volume_axes": "volume"}
+
+
+def _check_start_keys(config: dict, sample: str) -> None:
+    """Keys that make sense for one start point only, and what a 2D dataset cannot have."""
+    s = config["samples"][sample]
+    kind = start_point(s)
+    for key, needs in _START_KEYS.items():
+        if key in s and kind != needs:
+            raise ConfigError(f"config samples.{sample}.{key}", f"applies to `{needs}:` samples "
+                              f"only, this one starts from `{kind}:`", f"remove `{key}`")
+    if kind == "simulate":
+        for key in ("labels", "label_values", "truth"):
+            if key in s:
+                raise ConfigError(f"config samples.{sample}.{key}", "a synthetic sample's "
+                                  "phantom is its truth and its annotations (patches."
+                                  "annotate_slices)", f"remove `{key}`")
+    if "label_values" in s and not {"labels", "slices"} & set(s):
+        raise ConfigError(f"config samples.{sample}.label_values", "there are no annotations "
+                          "(`labels:`) for it to describe", "add `labels:` or remove it")
+    if kind != "slices":
+        return
+    for key in ("labels", "truth"):
+        if key in s:
+            raise ConfigError(f"config samples.{sample}.{key}", "a `slices:` dataset brings its "
+                              "own masks (slices.train.masks, slices.val.masks)", f"remove `{key}`")
+    context = stage_settings(config, sample, "patches")["context"]
+    if context:
+        raise ConfigError(f"config {setting_key(config, sample, 'patches', 'context')}",
+                          f"2.5D context {context} needs neighbouring slices of one volume; the "
+                          "images of a `slices:` dataset are unrelated", "use context: 0")
 
 
 def stages_with_overrides(schema: dict) -> list[str]:
@@ -187,7 +225,7 @@ def model_settings(config: dict, sample: str, model: str, schema: dict | None = 
     own = (merged.get("per_model") or {}).get(model)
     if own:
         merged.update(copy.deepcopy(own))
-        _check_section(merged, "train", _key(config, sample, "train", "per_model") + f".{model}",
+        _check_section(merged, "train", setting_key(config, sample, "train", "per_model") + f".{model}",
                        schema)
     merged.pop("per_model", None)
     merged.pop("models", None)
@@ -205,13 +243,36 @@ def _check_section(merged: dict, stage: str, where: str, schema: dict | None) ->
 
 
 def check_files(config: dict, workdir: str | Path = ".") -> None:
-    """Fail before any job runs when a sample names a file that does not exist."""
+    """Fail before any job runs when a sample names a file, folder or pattern that finds nothing."""
     workdir = Path(workdir)
     for name, sample in config["samples"].items():
-        for key in ("tiltseries", "angles", "labels"):
+        for key in ("tiltseries", "angles", "volume", "truth"):
             value = sample.get(key)
-            if isinstance(value, str) and not (workdir / value).is_file():
+            if not isinstance(value, str):
+                continue
+            if (workdir / value).is_dir():
+                from .readers import file_format  # NumPy: only when needed
+
+                try:
+                    file_format(workdir / value)
+                except InputError as exc:
+                    raise ConfigError(f"config samples.{name}.{key}", f"{value}: {exc.problem}",
+                                      exc.fix) from None
+            if not (workdir / value).is_file():
                 raise ConfigError(f"config samples.{name}.{key}",
                                   f"file not found: {value} (looked in {workdir.resolve()})",
                                   "paths are relative to the working directory; fix the path "
                                   "or copy the file there")
+        labels = sample.get("labels")
+        if labels is not None and not (workdir / labels).exists():
+            raise ConfigError(f"config samples.{name}.labels",
+                              f"not found: {labels} (looked in {workdir.resolve()})",
+                              "give a label volume file or a folder of per-slice masks, relative "
+                              "to the working directory")
+        for part in ("train", "val"):
+            for kind, pattern in ((sample.get("slices") or {}).get(part) or {}).items():
+                if not expand(pattern, workdir):
+                    raise ConfigError(f"config samples.{name}.slices.{part}.{kind}",
+                                      f"the pattern {pattern!r} matches no file (looked in "
+                                      f"{workdir.resolve()})", "fix the glob pattern, e.g. "
+                                      "'data/train/images/*.tif'")

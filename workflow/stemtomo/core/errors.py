@@ -22,3 +22,7 @@ class InputError(StemtomoError):
 
 class ConfigError(InputError):
     """Bad configuration value; `source` is the dotted key, e.g. samples.demo.simulate.size."""
+
+
+class OutputError(InputError):
+    """An output cannot be written (folder read-only, disk full): names the folder and the fix."""

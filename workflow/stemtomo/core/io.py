@@ -2,39 +2,72 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 
+from .errors import OutputError
+
+PARTIAL = ".partial"
+# errno values that mean "this folder cannot take the file", whoever runs the job
+_UNWRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+               errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device",
+               errno.EDQUOT: "disk quota exceeded"}
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where `path` is written before it is moved into place: a hidden name beside it, the same
+    for every run, so the rule's next run replaces (or removes) what a killed one left."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{PARTIAL}{path.suffix}")
+
+
+def unwritable(folder: str | os.PathLike, exc: OSError) -> OutputError | None:
+    """The clear error for an OSError that says `folder` cannot take files, else None."""
+    reason = _UNWRITABLE.get(exc.errno or -1)
+    if reason is None:
+        return None
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # name the folder that refused, not one never made
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space on that disk (or raise the quota), or run in a working directory " \
+              "on another disk (snakemake --directory DIR)"
+    else:
+        fix = f"make it writable for this user (e.g. chmod -R u+w {folder}, or ask its owner), " \
+              "or run in a working directory you can write to (snakemake --directory DIR)"
+    return OutputError(folder, f"cannot write results here ({reason})", fix)
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+    """Yield the partial path of `path`; move it into place only if the block succeeds.
 
-    A failed stage therefore never leaves a half-written file under the final name.
+    A failed stage therefore never leaves a half-written file under the final name, and a killed
+    one leaves only the partial file, which the next write of `path` replaces and the rule runner
+    removes when the rule starts again (core.runner). A folder that cannot take the file (read-only,
+    full) raises OutputError naming it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = partial_path(path)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)  # a killed run's leftover
+        yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        error = unwritable(path.parent, exc)
+        if error is None:
+            raise
+        raise error from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_tiff(path: str | os.PathLike, data: np.ndarray, pixel_size_nm: float | None,
@@ -62,6 +95,14 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+
+
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy a file atomically (a kill mid-copy leaves the old copy, never half of the new one)."""
+    import shutil
+
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -45,3 +45,17 @@ def class_statistics(labels: np.ndarray) -> dict:
     total = max(int(counts.sum()), 1)
     return {"voxels": counts.tolist(), "fractions": (counts / total).round(6).tolist(),
             "ignored_fraction": float(np.mean(labels == IGNORE))}
+
+
+def value_counts(labels: np.ndarray) -> dict[float, int]:
+    """Voxels of each distinct value, in one pass for small integer labels (uint8/uint16 as
+    annotation tools save them), by sorting otherwise."""
+    flat = np.asarray(labels).reshape(-1)
+    if flat.dtype.kind in "ub" and flat.dtype.itemsize <= 2:
+        counts = np.zeros(256 ** flat.dtype.itemsize, np.int64)
+        for start in range(0, flat.size, 1 << 22):  # chunks: bincount makes an int64 copy
+            counts += np.bincount(flat[start:start + (1 << 22)], minlength=counts.size)
+        return {v: int(counts[v]) for v in np.flatnonzero(counts).tolist()}
+    values, counts = np.unique(flat, return_counts=True)
+    return {(int(v) if float(v).is_integer() else float(v)): int(c)
+            for v, c in zip(values.tolist(), counts.tolist(), strict=True)}

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..core.labels import IGNORE, TABLE_COLUMNS, colour_table
+from ..core.labels import ALUMINA, IGNORE, PT, TABLE_COLUMNS, colour_table
 from ..core.plotting import pyplot, save
 
 
@@ -64,5 +64,34 @@ def particle_sizes(path: str | os.PathLike, diameters: dict[str, list[float]]) -
     ax[0].legend(fontsize=8)
     ax[1].set_xlabel("equivalent diameter (nm)")
     ax[1].set_ylabel("cumulative count")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def suggestions(path: str | os.PathLike, volume: np.ndarray, segmentations: np.ndarray,
+                rows: list[dict], annotated: np.ndarray, count: int = 3) -> None:
+    """The disagreement score per slice (annotated slices marked) and the best-ranked slices with
+    the voxels the networks dispute (Pt gold, alumina blue)."""
+    plt = pyplot()
+    best = [r for r in rows if r["rank"]][:count]
+    fig, ax = plt.subplots(1, 1 + len(best), figsize=(4.2 * (1 + len(best)), 3.8), squeeze=False)
+    ax = ax[0]
+    z = [r["z"] for r in sorted(rows, key=lambda r: r["z"])]
+    ax[0].plot(z, [r["score"] for r in sorted(rows, key=lambda r: r["z"])], ".-", color="0.3")
+    for a in annotated:
+        ax[0].axvline(a, color="tab:green", lw=0.8)
+    ax[0].set_xlabel("slice z (green: annotated)")
+    ax[0].set_title("network disagreement (Pt + alumina)", fontsize=9)
+    for k, r in enumerate(best, 1):
+        img = volume[r["z"]]
+        lo, hi = np.percentile(img, [1, 99.5])
+        rgb = np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1)[..., None].repeat(3, axis=-1)
+        for c, colour in ((ALUMINA, (0.2, 0.5, 1.0)), (PT, (1.0, 0.78, 0.2))):
+            hit = segmentations[:, r["z"]] == c
+            rgb[hit.any(axis=0) & ~hit.all(axis=0)] = colour
+        ax[k].imshow(rgb)
+        ax[k].set_title(f"#{r['rank']}: z = {r['z']} (score {r['score']:.2f})", fontsize=9)
+        ax[k].set_xticks([])
+        ax[k].set_yticks([])
     fig.tight_layout()
     save(fig, path)

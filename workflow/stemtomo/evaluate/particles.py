@@ -16,6 +16,7 @@ from ..core.labels import ALUMINA, PT
 from ..core.overlap import ratio
 
 SIX = ndimage.generate_binary_structure(3, 1)
+FOUR = np.pad(ndimage.generate_binary_structure(2, 1)[None], ((1, 1), (0, 0), (0, 0)))  # in-plane
 PARTICLE_FIELDS = ["id", "voxels", "volume_nm3", "diameter_nm", "z_nm", "y_nm", "x_nm",
                    "touches_support"]
 
@@ -26,16 +27,18 @@ class Particles:
     table: list[dict]      # one row per particle, in id order
 
 
-def particles(labels: np.ndarray, voxel_nm: float) -> Particles:
-    """3D connected components of the Pt class with volume, size, centroid and support contact."""
-    ids, n = ndimage.label(labels == PT, structure=SIX)
+def particles(labels: np.ndarray, voxel_nm: float, planar: bool = False) -> Particles:
+    """3D connected components of the Pt class with volume, size, centroid and support contact;
+    `planar`: 2D components of each slice (a stack of unrelated images)."""
+    structure = FOUR if planar else SIX
+    ids, n = ndimage.label(labels == PT, structure=structure)
     if n == 0:
         return Particles(ids, [])
     index = np.arange(1, n + 1)
     counts = ndimage.sum_labels(np.ones_like(ids, np.int32), ids, index)
     centroids = np.array(ndimage.center_of_mass(ids > 0, ids, index)).reshape(n, 3)
     # a voxel of the support next to a particle: dilate the support once, look up the ids inside
-    near_support = ndimage.binary_dilation(labels == ALUMINA, structure=SIX)
+    near_support = ndimage.binary_dilation(labels == ALUMINA, structure=structure)
     touching = np.zeros(n + 1, bool)
     touching[np.unique(ids[near_support & (ids > 0)])] = True
     table = []

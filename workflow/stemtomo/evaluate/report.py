@@ -71,12 +71,15 @@ def validation_markdown(validation: dict[str, dict]) -> list[str]:
     return lines
 
 
-def evaluation_region(n_slices: int, val_slices: list[int] | None) -> tuple[tuple[int, int], str]:
+def evaluation_region(n_slices: int, val_slices: list[int] | None,
+                      images: bool = False) -> tuple[tuple[int, int], str]:
     """[start, stop) z-slices to evaluate: the validation slab of a sample whose own annotations
     trained the networks (never a training slice), else the whole volume (networks trained on
-    another sample never saw this one)."""
+    another sample never saw this one). `images`: the slices are a 2D dataset's images."""
     if val_slices:
         z0, z1 = int(min(val_slices)), int(max(val_slices)) + 1
+        if images:
+            return (z0, z1), f"the {z1 - z0} validation images"
         return (z0, z1), f"validation slab z = {z0}–{z1 - 1}"
     return (0, n_slices), f"whole volume, z = 0–{n_slices - 1} (networks trained on another sample)"
 

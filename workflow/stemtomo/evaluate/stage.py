@@ -13,6 +13,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.labels import ALUMINA, BACKGROUND, CLASS_NAMES, IGNORE, PT
 from . import report
+from .agreement import agreement_markdown
 from .metrics import class_metrics
 from .particles import Particles, match_particles, particles
 
@@ -28,15 +29,17 @@ VALIDATION_KEYS = ("epoch", "val_dice_alumina", "val_dice_pt", "val_precision_pt
 
 def evaluate_model(model: str, pred: np.ndarray, truth: np.ndarray | None, voxel_nm: float,
                    val_slices: list[int] | None, truth_source: str = "truth",
-                   validation: dict | None = None) -> tuple[dict, Particles, tuple[int, int]]:
+                   validation: dict | None = None, planar: bool = False
+                   ) -> tuple[dict, Particles, tuple[int, int]]:
     """The record of one network's segmentation (class metrics on the evaluation region where
     there is a truth, fractions, particle counts and detection), its particles, and the region.
-    `validation` (segment.json's) holds the best epoch of each network it came from."""
+    `validation` (segment.json's) holds the best epoch of each network it came from; `planar`:
+    the slices are unrelated 2D images (particles are 2D components)."""
     if truth is not None and truth.shape != pred.shape:
         raise InputError(truth_source, f"labels have shape {truth.shape}, the segmentation "
                          f"{pred.shape}", "annotate the reconstruction itself (same (z, y, x))")
-    region, described = report.evaluation_region(pred.shape[0], val_slices)
-    found = particles(pred, voxel_nm)
+    region, described = report.evaluation_region(pred.shape[0], val_slices, images=planar)
+    found = particles(pred, voxel_nm, planar)
     record = {"model": model, "region": described, "z_range": list(region), "voxel_nm": voxel_nm,
               **report.volume_fractions(pred), "particles": len(found.table)}
     if validation:
@@ -46,7 +49,8 @@ def evaluate_model(model: str, pred: np.ndarray, truth: np.ndarray | None, voxel
         per_class = class_metrics(pred[z0:z1], truth[z0:z1], voxel_nm)
         record["classes"] = {CLASS_NAMES[c]: m for c, m in per_class.items()}
         if not (truth[z0:z1] == IGNORE).any():  # particles need the complete 3D truth
-            record.update(match_particles(found, particles(truth, voxel_nm), region, voxel_nm))
+            record.update(match_particles(found, particles(truth, voxel_nm, planar), region,
+                                          voxel_nm))
         else:
             record["detection_note"] = "truth is partial in the region: no particle matching"
         log.info("Dice (alumina, Pt, background) on %s: %.3f, %.3f, %.3f", described,
@@ -55,9 +59,10 @@ def evaluate_model(model: str, pred: np.ndarray, truth: np.ndarray | None, voxel
 
 
 def summary(sample: str, records: list[dict], diameters: dict[str, list[float]],
-            truth_rows: list[dict]) -> tuple[list[dict], str]:
+            truth_rows: list[dict], agreement: dict | None = None) -> tuple[list[dict], str]:
     """metrics.csv rows and metrics.md text over all networks' records; `diameters` holds each
-    network's particle diameters (and the truth's, first, where complete)."""
+    network's particle diameters (and the truth's, first, where complete); `agreement` the
+    networks' agreement on the unannotated slices (evaluate.agreement)."""
     rows, table, validation = [], {}, {}
     for rec in records:
         members = rec.get("validation") or {}
@@ -89,4 +94,6 @@ def summary(sample: str, records: list[dict], diameters: dict[str, list[float]],
     if truth_rows:
         md.append(f"| truth | {len(truth_rows)} | "
                   f"{np.median([r['diameter_nm'] for r in truth_rows]):.2f} | — | — | — |")
+    if agreement:
+        md += ["", agreement_markdown(agreement)]
     return rows, "\n".join(md) + "\n"

@@ -45,7 +45,9 @@ def save_model(path: str, result: TrainResult, patches: dict, settings: TrainSet
     with atomic_path(path) as tmp:
         torch.save({"state_dict": result.state_dict, "model": result.model_config,
                     "data": {"patch_size": patches["patch_size"], "channels": patches["channels"],
-                             "normalisation": patches["normalisation"]},
+                             # older patches.json: the percentiles as a list
+                             "normalisation": patches.get("normalisation",
+                                                          patches.get("normalisation_percentiles"))},
                     "priors": result.priors,
                     "train": settings.as_dict(), "best_epoch": result.best_epoch,
                     "history": result.history, "provenance": provenance}, tmp)
@@ -92,3 +94,17 @@ def segment_with(nets: list[ModelFile], volume: np.ndarray, device: torch.device
                           amp=device.type == "cuda", z_range=z_range, normalisation=scaling,
                           priors=nets[0].priors if one else [n.priors for n in nets],
                           progress=progress)
+
+
+def initial_weights(path: str, config: dict) -> tuple[dict | None, str]:
+    """The weights of an earlier model.pt (e.g. previous.pt) when they fit the network `config`
+    describes, and why or why not (for the log)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return None, f"no earlier weights at {path}: training from scratch"
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if ck.get("model") != config:
+        return None, (f"the weights in {path} are of another network ({ck.get('model')}), not "
+                      f"{config}: training from scratch")
+    return ck["state_dict"], f"starting from the weights in {path} (best epoch {ck['best_epoch']})"

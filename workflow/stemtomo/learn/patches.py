@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..core.annotations import values_problem
 from ..core.errors import InputError
 from ..core.intensity import Normalisation
-from ..core.labels import CLASSES, IGNORE, PT, class_statistics
+from ..core.labels import CLASSES, IGNORE, PT, class_statistics, value_counts
 from .settings import AnnotationNoise, PatchSettings
 
 
@@ -35,13 +36,9 @@ def check_labels(volume: np.ndarray, labels: np.ndarray, source: str) -> None:
     if labels.shape != volume.shape:
         raise InputError(source, f"labels have shape {labels.shape} but the volume {volume.shape}",
                          "annotate the reconstruction itself (same shape, (z, y, x))")
-    values = set(np.unique(labels).tolist())
-    bad = sorted(values - set(CLASSES) - {IGNORE})
-    if bad:
-        raise InputError(source, f"label values {bad[:10]} are not classes",
-                         "use 0 background/pores, 1 γ-alumina, 2 Pt and 255 for unlabelled")
-    if values <= {IGNORE}:
-        raise InputError(source, "no labelled voxels", "annotate at least a few slices")
+    problem = values_problem(value_counts(labels), need_pt=False)  # Pt: see extract
+    if problem:
+        raise InputError(source, *problem)
 
 
 def simulate_annotation(labels: np.ndarray, slices: int, noise: AnnotationNoise | None = None,
@@ -174,12 +171,21 @@ def whole_slices(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray,
 
 
 def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
-            source: str = "labels") -> tuple[PatchSet, PatchSet, dict]:
-    """Training patches, the whole validation slices, and their record."""
+            source: str = "labels", split: tuple[list[int], list[int]] | None = None
+            ) -> tuple[PatchSet, PatchSet, dict]:
+    """Training patches, the whole validation slices, and their record. `split` gives the
+    training and validation slices (a 2D dataset's own parts); else validation is the middle
+    block of the annotated slices (split_slices)."""
     check_labels(volume, labels, source)
     labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
-    train_z, val_z = split_slices(annotated, settings.val_fraction, gap=2 * settings.context + 1)
+    if split is None:
+        train_z, val_z = split_slices(annotated, settings.val_fraction,
+                                      gap=2 * settings.context + 1)
+    else:
+        train_z, val_z = (np.intersect1d(np.asarray(part, int), annotated) for part in split)
+    if not (labels == PT).any():  # none at all: not a matter of which slices validate
+        raise InputError(source, *values_problem(value_counts(labels)))
     scale = Normalisation.of(volume, settings.normalisation)
     norm = scale.apply(volume)
     rng = np.random.default_rng(settings.seed)

@@ -58,6 +58,7 @@ class TrainSettings(Section):
     device: str
     amp: bool
     compile: bool
+    init_from: str        # none | previous
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,12 @@ def _save(path: str, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
+def _as_arrays(state: dict) -> dict:
+    """A state dict in the shape fingerprint() hashes (its tensors as arrays)."""
+    flat = np.concatenate([v.detach().cpu().float().numpy().ravel() for v in state.values()])
+    return {"images": flat, "labels": np.zeros(0, np.uint8)}
+
+
 def fingerprint(model_name: str, settings: TrainSettings, *patch_sets: dict) -> str:
     """Identity of a training run (model, settings, every byte of its patch sets): a checkpoint is
     resumed only by the run that wrote it. sha256 reads ~1 GB/s, so this costs well under a
@@ -142,15 +148,19 @@ class _Run:
 
 
 def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettings,
-          checkpoint: str, stop_after: int | None = None, progress: bool = False) -> TrainResult:
+          checkpoint: str, stop_after: int | None = None, progress: bool = False,
+          init_state: dict | None = None) -> TrainResult:
     """Train `model_name` on a patch set (a dict with images (n, c, p, p) and labels (n, p, p))
     and validate it on whole slices (`val_set`: images (m, c, H, W), labels (m, H, W)).
 
-    Resumes from `checkpoint` if it exists and was written by the same run (same model, settings
-    and data). `stop_after` ends this call after that many epochs (used to test resuming);
-    normally training runs to `epochs` or early stopping.
+    `init_state` (weights of the same architecture, e.g. the previous round's) replaces the
+    random initial weights. Resumes from `checkpoint` if it exists and was written by the same
+    run (same model, settings, data and initial weights). `stop_after` ends this call after that
+    many epochs (used to test resuming); normally training runs to `epochs` or early stopping.
     """
     run = _setup(model_name, int(train_set["images"].shape[1]), settings)
+    if init_state is not None:
+        run.model.load_state_dict(init_state)
     images, labels = on_device(train_set["images"], run.device), on_device(train_set["labels"], run.device)
     val_images = on_device(val_set["images"], run.device)
     if val_images.shape[1] != images.shape[1]:
@@ -160,7 +170,8 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
         raise ValueError(f"patch size {images.shape[-1]} is not a multiple of {run.model.multiple} "
                          f"(2^depth): change patches.patch_size or train.depth")
     loss_fn = _loss_fn(settings)
-    identity = fingerprint(model_name, settings, train_set, val_set)
+    identity = fingerprint(model_name, settings, train_set, val_set,
+                           *([_as_arrays(init_state)] if init_state is not None else []))
     _resume(run, checkpoint, identity, model_name)
     ran = 0
     while run.epoch < settings.epochs:
@@ -195,12 +206,17 @@ def _stop_early(run: _Run, settings: TrainSettings) -> bool:
     return bool(stale) and _lr(run) <= settings.stop_lr_fraction * settings.lr * (1 + 1e-9)
 
 
+def model_config(model_name: str, channels: int, settings: TrainSettings) -> dict:
+    """What builds the network (learn.models.build_model), as stored in model.pt."""
+    return {"name": model_name, "in_channels": channels, "classes": len(CLASSES),
+            "base": settings.base, "depth": settings.depth}
+
+
 def _setup(model_name: str, channels: int, settings: TrainSettings) -> _Run:
     """Seeded model, optimiser and schedule on the configured device."""
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
-    config = {"name": model_name, "in_channels": channels, "classes": len(CLASSES),
-              "base": settings.base, "depth": settings.depth}
+    config = model_config(model_name, channels, settings)
     # NHWC on GPUs: the fast layout for bf16 convolutions (as in segmentation and bench/learn.py)
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = build_model(**config).to(device).to(memory_format=fmt)

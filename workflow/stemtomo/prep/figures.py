@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -28,5 +29,27 @@ def import_qc(path: str | os.PathLike, stack: np.ndarray, angles: np.ndarray, me
     ax[3].set_xlabel("tilt (°)")
     ax[3].legend(fontsize=8)
     ax[3].set_title(f"{len(angles)} tilts, {meta['pixel_size_nm']:.3g} nm/px")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def dataset_overview(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray,
+                     record: dict, count: int = 4) -> None:
+    """A few training and validation images of a 2D dataset above their masks."""
+    from ..core.labels import colour_table
+
+    plt = pyplot()
+    picks = [("train", e) for e in record["train"][:count]] + [("val", e) for e in record["val"][:count]]
+    fig, ax = plt.subplots(2, len(picks), figsize=(2.4 * len(picks), 5), squeeze=False)
+    for k, (part, entry) in enumerate(picks):
+        i = entry["index"]
+        lo, hi = np.percentile(images[i], [1, 99.5])
+        ax[0, k].imshow(images[i], cmap="gray", vmin=lo, vmax=hi)
+        ax[0, k].set_title(f"{part}: {Path(entry['image']).name}", fontsize=7)
+        ax[1, k].imshow(colour_table()[labels[i]])
+        ax[1, k].set_title(Path(entry["mask"]).name, fontsize=7)
+    for a in ax.flat:
+        a.set_xticks([])
+        a.set_yticks([])
     fig.tight_layout()
     save(fig, path)

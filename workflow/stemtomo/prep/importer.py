@@ -44,26 +44,71 @@ def resolve_angles(spec: object, n_images: int, raw: RawSeries, key: str) -> tup
     return np.asarray(spec, dtype=float), f"config {key}"
 
 
-def _int16_to_float(data: np.ndarray, mode: str, meta: dict) -> np.ndarray:
+def _int16_to_float(data: np.ndarray, mode: str, meta: dict, key: str) -> np.ndarray:
     """Undo uint16 counts stored as int16 (values above 32767 wrapped to negatives)."""
     if data.dtype != np.int16 or mode == "signed" or data.min() >= 0:
         meta["int16"] = "not applicable" if data.dtype != np.int16 else "signed"
         return data.astype(np.float32)
     if mode == "auto":
-        # Wrapping makes bright areas jump by 65536 between neighbours; reading as uint16 removes
-        # those jumps. An offset (signed data that is merely shifted) has no jumps and stays signed.
-        sub = data[:: max(1, data.shape[0] // 8)]
-        jumps_signed = np.abs(np.diff(sub.astype(np.float64), axis=-1)).mean()
-        jumps_unsigned = np.abs(np.diff(sub.view(np.uint16).astype(np.float64), axis=-1)).mean()
-        mode = "wrapped" if jumps_unsigned < 0.5 * jumps_signed else "signed"
+        mode = _detect_wrapping(data, meta, key)
     meta["int16"] = mode
     if mode == "wrapped":
         return data.view(np.uint16).astype(np.float32)
     return data.astype(np.float32)
 
 
+def _detect_wrapping(data: np.ndarray, meta: dict, key: str) -> str:
+    """'wrapped' or 'signed', by a vote of neighbouring pixels of opposite sign.
+
+    Where counts cross 32767 → 32768 between two neighbours, int16 storage turns the small step
+    into a jump of ~65536 − step (> 32767 as stored); values of real signed data cross zero in
+    small steps. Each sign change between horizontal or vertical neighbours votes, so the verdict
+    does not depend on how few pixels are bright (a mean over all pixels does: 2 % wrapped pixels
+    were called signed)."""
+    negative = np.flatnonzero((data < 0).any(axis=(1, 2)))
+    big = small = 0
+    for i in negative[np.linspace(0, len(negative) - 1, min(8, len(negative))).astype(int)]:
+        image = data[i].astype(np.int32)
+        for a, b in ((image[1:], image[:-1]), (image[:, 1:], image[:, :-1])):
+            crossing = (a < 0) != (b < 0)
+            jump = np.abs(a[crossing] - b[crossing])
+            big += int((jump > 32767).sum())
+            small += int((jump <= 32767).sum())
+    total = big + small
+    # No sign change at all (whole images negative): both readings are equally smooth, so
+    # nothing shows a wrap and the values stay as stored.
+    share = big / total if total else 0.0
+    verdict = "wrapped" if share >= 0.75 else "signed" if share <= 0.25 else ""
+    meta["notes"].append(f"int16 auto: {big} of {total} sign changes between neighbouring pixels "
+                         f"are jumps above 32767 → {verdict or 'undecided'}")
+    if not verdict:
+        raise InputError(f"{key}.int16", f"int16 data: cannot tell signed values from wrapped "
+                         f"uint16 counts ({big} of {total} sign changes between neighbouring "
+                         "pixels jump by more than 32767)",
+                         f"set `{key}.int16: wrapped` if the detector counts exceed 32767 (bright "
+                         "areas read as negative), or `signed` if the values really are signed")
+    return verdict
+
+
+def _refuse_radians(kept: np.ndarray, source: str, key: str) -> None:
+    """With import.angles_unit: auto, refuse a series that only radians explain: more than 10
+    tilts within ±5°, or any series within ±π/2 (the whole range radians can have)."""
+    if not kept.size or not np.all(np.isfinite(kept)) or np.unique(kept).size < kept.size:
+        return  # NaN or repeated angles: _check_angles names those
+    extent = float(np.max(np.abs(kept)))
+    if (extent < 5 and kept.size > 10) or extent <= np.pi / 2:
+        step = float(np.median(np.abs(np.diff(np.sort(kept))))) if kept.size > 1 else 0.0
+        raise InputError(source, f"the {kept.size} tilt angles run from {kept.min():g} to "
+                         f"{kept.max():g}: as degrees that is a ±{extent:.3g}° series with "
+                         f"{step:.3g}° steps, almost certainly radians (±{np.degrees(extent):.3g}° "
+                         f"with {np.degrees(step):.3g}° steps)",
+                         f"if they are radians, set `{key}.angles_unit: radians` (they are "
+                         f"converted to degrees); if the range really is this narrow, set "
+                         f"`{key}.angles_unit: degrees`")
+
+
 def _check_angles(all_angles: np.ndarray, keep: np.ndarray, source: str, allow_unsorted: bool,
-                  key: str) -> None:
+                  key: str, unit: str = "auto") -> None:
     """Check the angles of the kept images (so excluding a bad image is a fix); messages name
     images by their index in the file."""
     index = np.flatnonzero(keep)
@@ -72,9 +117,16 @@ def _check_angles(all_angles: np.ndarray, keep: np.ndarray, source: str, allow_u
         raise InputError(source, "angles contain NaN or Inf", "correct the angle list")
     bad = np.flatnonzero(np.abs(angles) > 90)
     if bad.size:
-        raise InputError(source, f"angles beyond ±90°: {angles[bad].tolist()} at image indices "
-                         f"{index[bad].tolist()}",
-                         "angles must be in degrees (was it given in radians or as an index?)")
+        if unit == "radians":
+            fix = f"they were converted from radians (`{key}.angles_unit: radians`): if they " \
+                "are degrees, remove that setting"
+        else:
+            fix = "angles are read in degrees: check that the angle list or file (its first " \
+                "column) holds tilt angles, not indices or another quantity, or drop a corrupt " \
+                f"entry's image with `{key}.exclude_indices`"
+        more = f" (and {bad.size - 10} more)" if bad.size > 10 else ""
+        raise InputError(source, f"angles beyond ±90°: {np.round(angles[bad[:10]], 4).tolist()} at "
+                         f"image indices {index[bad[:10]].tolist()}{more}", fix)
     uniq, counts = np.unique(np.round(angles, 3), return_counts=True)
     if np.any(counts > 1):
         dup = uniq[counts > 1].tolist()
@@ -123,13 +175,25 @@ def import_tiltseries(raw: RawSeries, angles_spec: object, pixel_size_nm: float 
         raise InputError(src, f"{n} images but {len(angles)} angles (from {angle_source})",
                          "use the angle file that belongs to this stack, or fix the angle list")
     px = _pixel_size(raw, pixel_size_nm, sample_key, meta)
-    keep, excluded = _exclusions(angles, settings, key)
-    _check_angles(angles, keep, angle_source, settings.allow_unsorted, key)
+    if n < 3:
+        raise InputError(src, f"the file holds only {n} image{'s' if n > 1 else ''} "
+                         f"(shape {raw.data.shape}): a tilt series needs many (typically 40–150 "
+                         "tilts)", "give the whole tilt series as one stack file (all tilts as "
+                         "pages or sections), not a single image")
+    if settings.angles_unit == "radians":
+        angles = np.degrees(angles)
+        meta["notes"].append(f"angles converted from radians ({key}.angles_unit)")
+    keep, excluded = _exclusions(angles, settings, key)  # exclude_angles are in degrees
+    if settings.angles_unit == "auto":
+        _refuse_radians(angles[keep], angle_source, key)
+    _check_angles(angles, keep, angle_source, settings.allow_unsorted, key, settings.angles_unit)
     idx = np.flatnonzero(keep)
     if idx.size < 3:
-        raise InputError(key, f"only {idx.size} tilts left after exclusion",
-                         "exclude fewer tilts: a reconstruction needs many")
-    stack = _int16_to_float(raw.data[idx], settings.int16, meta)
+        raise InputError(key, f"only {idx.size} of {n} tilts left after excluding "
+                         f"{sorted({e['index'] for e in excluded})}",
+                         "exclude fewer tilts (exclude_indices / exclude_angles): a reconstruction "
+                         "needs many")
+    stack = _int16_to_float(raw.data[idx], settings.int16, meta, key)
     _check_images(stack, idx, src, key)
     order = np.argsort(angles[idx], kind="stable")
     stack, angles, idx = stack[order], angles[idx][order], idx[order]
@@ -191,6 +255,18 @@ def _check_images(stack: np.ndarray, idx: np.ndarray, src: str, key: str) -> Non
                          f"exclude them with `{key}.exclude_indices: {bad}`")
     flat = stack.reshape(len(idx), -1)
     constant = flat.max(axis=1) == flat.min(axis=1)
+    if constant.all():
+        values = np.unique(flat[:, 0])
+        raise InputError(src, f"all {len(idx)} images are constant (every pixel "
+                         f"{'= ' + format(values[0], 'g') if values.size == 1 else 'of an image the same'}):"
+                         " the stack holds no image data",
+                         "check that this is the right file and that its export kept the data "
+                         "(bit depth, scaling: re-export from the original, e.g. as 32-bit)")
+    if constant.sum() > len(idx) // 2:
+        raise InputError(src, f"{int(constant.sum())} of {len(idx)} images are constant (blank "
+                         f"frames): {idx[constant].tolist()}",
+                         "most of the series is blank: check the acquisition or the export "
+                         "before excluding that many tilts")
     if constant.any():
         bad = idx[constant].tolist()
         raise InputError(src, f"images {bad} are constant (blank frames)",

@@ -12,6 +12,7 @@ class ImportSettings(Section):
     SCHEMA = "import"
 
     int16: str                         # auto | signed | wrapped
+    angles_unit: str                   # auto | degrees | radians
     exclude_indices: tuple[int, ...]
     exclude_angles: tuple[float, ...]
     allow_unsorted: bool

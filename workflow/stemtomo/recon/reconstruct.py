@@ -38,6 +38,7 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: ReconstructSett
              for a, b in [(a, min(a + chunk, data.shape[1])) for a in range(0, data.shape[1], chunk)]]
     seconds = time.perf_counter() - t0
     volume = np.concatenate([p[0] for p in parts], axis=1)
+    check_finite(volume, settings, parts[0][3], y0, source)
     records = [{"data_norm": p[1], "residuals": p[2]} for p in parts]
     return volume, {
         "algorithm": settings.algorithm, "backend": parts[0][3], "rows": [y0, y1],
@@ -47,6 +48,19 @@ def reconstruct(stack: np.ndarray, angles: np.ndarray, settings: ReconstructSett
         "data_norm": float(np.sqrt(sum(r["data_norm"] ** 2 for r in records))),
         "residuals": combine_residuals(records), "negative_fraction_clipped": clipped,
     }
+
+
+def check_finite(volume: np.ndarray, settings: ReconstructSettings, backend: str, first_row: int,
+                 source: str) -> None:
+    """No backend may hand on a volume with NaN or Inf: stop with the rows it happened in."""
+    bad = ~np.isfinite(volume)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=(0, 2))) + first_row
+        raise InputError(source, f"the {settings.algorithm} reconstruction on {backend} has "
+                         f"{int(bad.sum())} NaN/Inf voxels of {volume.size} (rows {rows[0]}–"
+                         f"{rows[-1]}); no volume was written",
+                         "set reconstruct.backend: joseph-cpu (or astra-cpu / astra-gpu), and "
+                         "report the series and config if this backend should have handled it")
 
 
 def rows_per_chunk(backend: str, n_tilts: int, nz: int, nx: int, fraction: float) -> int:
@@ -74,7 +88,8 @@ def _reconstruct_rows(data: np.ndarray, angles: np.ndarray, nz: int, settings: R
     if settings.tomopy:
         from .tomopy_backend import reconstruct_tomopy
 
-        volume = reconstruct_tomopy(data, angles, nz, settings, settings.backend == "tomopy-gpu")
+        volume = reconstruct_tomopy(data, angles, nz, settings, settings.backend == "tomopy-gpu",
+                                    threads, progress)
         if mask is not None:
             volume *= mask
         # TomoPy reports no per-iteration fidelity: record the final one with our projector.

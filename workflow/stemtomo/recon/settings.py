@@ -16,7 +16,7 @@ class Algorithm:
     subsets: bool       # ordered subsets of interleaved tilts
     masked_inside: bool  # the loop itself applies the mask (else the result is masked)
     tomopy: str         # TomoPy's own algorithm
-    tomopy_gpu: str | None  # ASTRA's CUDA method through tomopy.astra (None: no GPU path)
+    tomopy_gpu: str | None  # ASTRA's CUDA method through tomopy.astra (None: TomoPy's CPU one)
 
 
 ALGORITHMS = {a.name: a for a in (
@@ -27,7 +27,7 @@ ALGORITHMS = {a.name: a for a in (
     Algorithm("sirt", em=False, iterative=True, subsets=False, masked_inside=False,
               tomopy="sirt", tomopy_gpu="SIRT_CUDA"),
     Algorithm("fbp", em=False, iterative=False, subsets=False, masked_inside=False,
-              tomopy="gridrec", tomopy_gpu="FBP_CUDA"),
+              tomopy="gridrec", tomopy_gpu=None),  # gridrec, matched to stemtomo's FBP
 )}
 TOMOPY_BACKENDS = ("tomopy", "tomopy-gpu")
 

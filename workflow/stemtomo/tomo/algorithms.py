@@ -201,15 +201,22 @@ def ramp_filter(projections: np.ndarray, window: str = "hann") -> np.ndarray:
     return np.fft.irfft(spec, n=pad, axis=-1)[..., :n].astype(np.float32)
 
 
-def fbp(projector: Projector, data: np.ndarray, window: str = "hann") -> Reconstruction:
-    """Filtered backprojection (parallel beam): Σᵢ Δθᵢ · Aᵀ(ramp ∗ pᵢ), with Δθᵢ the angular
-    interval each tilt represents, so limited and uneven tilt ranges are weighted correctly."""
-    y = np.asarray(data, dtype=np.float32)
-    th = np.deg2rad(projector.angles)
+def tilt_widths(angles_rad: np.ndarray) -> np.ndarray:
+    """The angular interval (rad) each tilt stands for: half the gap to each neighbour, the gap at
+    the ends; a lone tilt stands for the half-turn."""
+    th = np.asarray(angles_rad, dtype=float)
     order = np.argsort(th)
     widths = np.empty_like(th)
-    # half the gap to each neighbour, the gap at the ends; a lone tilt stands for the half-turn
     widths[order] = np.gradient(th[order]) if len(th) > 1 else np.pi
+    return widths
+
+
+def fbp(projector: Projector, data: np.ndarray, window: str = "hann") -> Reconstruction:
+    """Filtered backprojection (parallel beam): Σᵢ Δθᵢ · Aᵀ(ramp ∗ pᵢ), with Δθᵢ the angular
+    interval each tilt represents (tilt_widths), so limited and uneven tilt ranges are weighted
+    correctly."""
+    y = np.asarray(data, dtype=np.float32)
+    widths = tilt_widths(np.deg2rad(projector.angles))
     filtered = ramp_filter(y, window) * widths[:, None, None].astype(np.float32)
     x = projector.back(filtered)
     resid = np.linalg.norm(projector.forward(x) - y) / (np.linalg.norm(y) or 1.0)
