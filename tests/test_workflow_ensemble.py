@@ -16,7 +16,9 @@ pytestmark = pytest.mark.workflow
 
 def test_the_ensemble_is_segmented_evaluated_and_exported_like_a_network(tmp_path):
     sample = {**TINY, "segment": {"cleanup": {"alumina_min_nm3": 20.0, "pt_min_nm3": 2.0}},
-              "patches": {**TINY["patches"], "train_patches": 32},
+              "patches": {**TINY["patches"], "train_patches": 32, "seed": 4,
+                          "annotation_noise": {"jitter_px": 1.0, "missed_pt_fraction": 0.5,
+                                               "missed_pt_diameter_nm": 2.0}},
               "train": {**TINY["train"], "epochs": 1}}
     config = {"samples": {"tiny": sample}, "align": {"enabled": False}}
     targets = ["results/tiny/06_evaluate/metrics.md", "results/tiny/07_export/ensemble/export.json"]
@@ -49,6 +51,17 @@ def test_the_ensemble_is_segmented_evaluated_and_exported_like_a_network(tmp_pat
 
     ids, n = ndimage.label(ensemble == 2, structure=ndimage.generate_binary_structure(3, 1))
     assert n == 0 or np.bincount(ids.ravel())[1:].min() >= 2
+    # the annotations rule gives the synthetic sample a person's errors, with the patches' seed
+    from stemtomo.learn.patches import simulate_annotation
+    from stemtomo.learn.settings import AnnotationNoise
+
+    truth = tifffile.imread(res / "00_simulate/labels.tif")
+    annotated = tifffile.imread(res / "03_patches/labels.tif")
+    noise = AnnotationNoise(1.0, 4.0, 2.0, 0.5)  # jitter_scale_px: the schema's default
+    assert np.array_equal(annotated, simulate_annotation(truth, 12, noise, 1.0, 4))
+    clean = simulate_annotation(truth, 12)
+    kept = (clean != 255).any(axis=(1, 2))
+    assert 0 < (annotated[kept] != clean[kept]).mean() < 0.2
     # switching the ensemble off plans nothing new and drops its targets
     off = {**config, "segment": {"ensemble": False}}
     r = snakemake(tmp_path, off, "-n")
