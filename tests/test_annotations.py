@@ -377,6 +377,5 @@ def test_the_napari_helper_opens_paints_saves_and_feeds_patches(tmp_path):
 
     saved = read_annotations(tmp_path / "masks", SHAPE, NAPARI)
     volume = tifffile.imread(tmp_path / "results/v/02_recon/volume.tif")
-    train, val, record = extract(volume, saved, stage(PatchSettings, patch_size=8, train_patches=8,
-                                                      val_patches=4))
+    train, val, record = extract(volume, saved, stage(PatchSettings, patch_size=8, train_patches=8))
     assert record["annotated_slices"] == [4, 8, 11] and len(train.labels) == 8

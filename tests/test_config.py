@@ -40,6 +40,8 @@ def schema_nodes(node, path=""):
             if key in ("properties", "$defs"):
                 for name, sub in value.items():
                     yield from schema_nodes(sub, f"{path}.{key}.{name}")
+            elif key in ("default", "const"):
+                continue  # instances, not subschemas (a preset's default is a whole section)
             elif isinstance(value, (dict, list)):
                 yield from schema_nodes(value, f"{path}.{key}")
     elif isinstance(node, list):
@@ -143,6 +145,45 @@ def test_missing_files_fail_before_any_job(tmp_path):
     assert "fix:" in str(e.value)
     (tmp_path / "ts.rawtlt").write_text("0\n")
     check_files(cfg, tmp_path)
+
+
+def test_presets_fill_in_what_the_config_leaves_out():
+    schema = load_schema()["$defs"]["presets"]["properties"]
+    cfg = validate_config({"samples": {"a": {"simulate": {}}}, "train": {"preset": "workstation"}})
+    assert stage_settings(cfg, "a", "patches")["patch_size"] == 256
+    assert model_settings(cfg, "a", "unet")["base"] == 32 and model_settings(cfg, "a", "unet")["depth"] == 4
+    assert schema["workstation"]["default"] == {"patches": {"patch_size": 256},
+                                               "train": {"base": 32, "depth": 4}}
+    # explicit keys win, at either level; a sample's preset is that sample's
+    cfg = validate_config({"samples": {"a": {"simulate": {}},
+                                       "b": {"simulate": {}, "train": {"preset": "workstation"},
+                                             "patches": {"patch_size": 128}}},
+                           "train": {"base": 24}})
+    assert stage_settings(cfg, "a", "patches")["patch_size"] == 64  # demo: the schema's defaults
+    assert model_settings(cfg, "a", "unet")["depth"] == 3
+    assert stage_settings(cfg, "b", "patches")["patch_size"] == 128
+    assert model_settings(cfg, "b", "unet")["base"] == 32 and model_settings(cfg, "b", "unet")["depth"] == 4
+    with pytest.raises(ConfigError, match=r"train.preset: 'laptop' is not allowed\n.*demo, workstation"):
+        validate_config({"samples": {"a": {"simulate": {}}}, "train": {"preset": "laptop"}})
+
+
+def test_the_workstation_preset_builds_a_network_its_patches_fit():
+    torch = pytest.importorskip("torch")
+    from stemtomo.learn.models import build_model
+    from stemtomo.learn.settings import PatchSettings, TrainSettings
+
+    cfg = validate_config({"samples": {"a": {"simulate": {}}}, "train": {"preset": "workstation"}})
+    patches = PatchSettings.from_section(stage_settings(cfg, "a", "patches"))
+    train = TrainSettings.from_section(model_settings(cfg, "a", "attention_res_unet"))
+    net = build_model("attention_res_unet", base=train.base, depth=train.depth)
+    assert patches.patch_size % net.multiple == 0 and net.multiple == 16
+    assert net.down[-1].body[0].out_channels == 512  # widths 32 → 512
+    with torch.no_grad():
+        out = net.eval()(torch.zeros(1, 1, patches.patch_size, patches.patch_size))
+    assert out.shape == (1, 3, 256, 256)
+    with pytest.raises(ConfigError, match="patch_size: 200 is not a multiple of 2\\^depth = 16"):
+        validate_config({"samples": {"a": {"simulate": {}}}, "train": {"preset": "workstation"},
+                         "patches": {"patch_size": 200}})
 
 
 # --- labels checked before any job, against the reconstruction the settings produce ------------------

@@ -8,7 +8,7 @@ import pytest
 from conftest import stage
 from stemtomo.core.errors import InputError
 from stemtomo.core.intensity import Normalisation
-from stemtomo.core.labels import IGNORE
+from stemtomo.core.labels import IGNORE, class_statistics
 from stemtomo.learn.patches import check_labels, extract, sample, simulate_annotation, split_slices
 from stemtomo.learn.settings import PatchSettings
 
@@ -37,6 +37,51 @@ def test_annotation_keeps_evenly_spaced_slices_through_the_object(toy):
     assert len(kept) == 6 and kept[0] == 8 and kept[-1] == 31
     np.testing.assert_array_equal(ann[kept], labels[kept])
     assert np.all(ann[np.setdiff1d(np.arange(40), kept)] == IGNORE)
+
+
+def disc_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A support with Pt particles on its edge, alternately small (radius 1.5 px, 19 voxels) and
+    big (4 px); the labels and the small particles' mask."""
+    labels = np.zeros((9, 64, 64), np.uint8)
+    labels[:, 32:, :] = 1
+    zz, yy, xx = np.indices(labels.shape)
+    small = np.zeros(labels.shape, bool)
+    for i, x in enumerate(range(6, 64, 10)):
+        ball = (zz - 4) ** 2 + (yy - 31) ** 2 + (xx - x) ** 2 <= (1.5 if i % 2 else 4.0) ** 2
+        labels[ball] = 2
+        small |= ball & bool(i % 2)
+    return labels, small
+
+
+def test_annotation_noise_moves_boundaries_by_the_stated_amount_and_keeps_objects_in_place():
+    from stemtomo.learn.settings import AnnotationNoise
+
+    jitter = AnnotationNoise(1.0, 4.0, 0.0, 0.0)
+    edge = np.zeros((9, 64, 64), np.uint8)
+    edge[:, 32:] = 1  # a straight support edge
+    noisy = simulate_annotation(edge, 9, jitter, 1.0, seed=3)
+    # pixels changed per unit of edge: E[round(|d|)] = 0.76 px for d ~ N(0, 1 px)
+    assert 0.55 < (noisy != edge).sum() / (9 * 64) < 1.0
+    assert (noisy[:, :26] == 0).all() and (noisy[:, 38:] == 1).all()  # only near the edge
+    labels, small = disc_scene()
+    noisy = simulate_annotation(labels, 9, jitter, 1.0, seed=3)
+    zs, ys, xs = np.nonzero((noisy == 2) & (np.abs(np.arange(64) - 6) < 7)[None, None, :])
+    assert abs(ys.mean() - 31) < 1 and abs(xs.mean() - 6) < 1  # a particle stays put
+    assert np.array_equal(noisy, simulate_annotation(labels, 9, jitter, 1.0, seed=3))  # seeded
+    assert np.array_equal(simulate_annotation(labels, 9, AnnotationNoise(0, 4, 0, 0)), labels)
+
+
+def test_a_person_misses_small_particles_only_and_labels_them_as_their_surroundings():
+    from stemtomo.learn.settings import AnnotationNoise
+
+    labels, small = disc_scene()  # 0.5 nm voxels: small ones 1.7 nm, big ones 4 nm across
+    noisy = simulate_annotation(labels, 9, AnnotationNoise(0.0, 4.0, 2.0, 1.0), 0.5)
+    assert (noisy[small] != 2).all() and ((noisy == 2) == ((labels == 2) & ~small)).all()
+    # a missed particle on the support is drawn as support where it sits in it, else vacuum
+    assert set(np.unique(noisy[small & (np.indices(labels.shape)[1] >= 32)])) == {1}
+    assert set(np.unique(noisy[small & (np.indices(labels.shape)[1] < 31)])) == {0}
+    none = simulate_annotation(labels, 9, AnnotationNoise(0.0, 4.0, 2.0, 0.0), 0.5)
+    assert np.array_equal(none, labels)
 
 
 def test_train_and_validation_slabs_are_disjoint_with_a_gap():
@@ -74,16 +119,24 @@ def test_two_and_a_half_d_context_channels(toy):
 def test_extract_records_disjoint_slabs_and_statistics(toy):
     volume, labels = toy
     ann = simulate_annotation(labels, 10)
-    train, val, rec = extract(volume, ann, settings(patch_size=16, train_patches=64, val_patches=16,
-                                                    context=1))
+    train, val, rec = extract(volume, ann, settings(patch_size=16, train_patches=64, context=1))
     assert set(rec["train_slices"]).isdisjoint(rec["val_slices"])
     # no training patch's 2.5D context (±1 slice) reaches a validation patch's context
     gap = np.min(np.abs(np.subtract.outer(rec["train_slices"], rec["val_slices"])))
     assert gap > 2 * 1 + 1
-    assert set(train.slices) <= set(rec["train_slices"]) and set(val.slices) <= set(rec["val_slices"])
+    assert set(train.slices) <= set(rec["train_slices"])
     assert sum(rec["train"]["fractions"]) == pytest.approx(1.0, abs=1e-5)  # rounded to 6 places
-    assert train.images.shape == (64, 3, 16, 16) and val.labels.shape == (16, 16, 16)
+    assert train.images.shape == (64, 3, 16, 16)
     assert rec["train"]["pt_centred"] > 0
+    # validation: the whole annotated validation slices with their context, never patches
+    assert list(val.slices) == rec["val_slices"] and rec["val"]["slices"] == len(val.slices)
+    assert val.images.shape == (len(val.slices), 3, 48, 48) and not val.pt_centred.any()
+    np.testing.assert_array_equal(val.labels, ann[val.slices])
+    norm = Normalisation.of(volume).apply(volume)
+    for img, z in zip(val.images, val.slices, strict=True):
+        np.testing.assert_array_equal(img, norm[[z - 1, z, z + 1]])
+    # the validation class fractions are the annotation's own (no Pt enrichment)
+    assert rec["val"]["fractions"] == class_statistics(ann[val.slices])["fractions"]
 
 
 def test_normalisation_maps_percentiles(toy):
@@ -114,3 +167,23 @@ def test_bad_labels_are_named(toy):
     no_pt_in_val[val_z] = np.where(no_pt_in_val[val_z] == 2, 1, no_pt_in_val[val_z])
     with pytest.raises(InputError, match=r"lab.tif: the validation slices \[.*\] hold no Pt"):
         extract(volume, no_pt_in_val, settings(patch_size=16), "lab.tif")
+
+
+def test_robust_normalisation_ignores_how_much_pt_a_volume_holds():
+    """The 99.9 % point falls among the Pt voxels, so the percentile scaling moves with the Pt
+    content; the robust one (background and support levels) hardly does."""
+    rng = np.random.default_rng(2)
+    labels = np.zeros((40, 64, 64), np.uint8)
+    labels[:, 20:44] = 1
+    base = np.array([0.1, 1.0, 12.0], np.float32)
+    scales = {}
+    for pt_share in (0.001, 0.004):
+        lab = labels.copy()
+        lab[(rng.random(lab.shape) < pt_share / 0.375) & (lab == 1)] = 2
+        volume = base[lab] + rng.normal(0, 0.2, lab.shape).astype(np.float32)
+        scales[pt_share] = {m: Normalisation.of(volume, m) for m in ("percentile", "robust")}
+    span = {m: scales[0.004][m].span / scales[0.001][m].span for m in ("percentile", "robust")}
+    assert span["percentile"] > 1.5  # the high point jumps from the support to the Pt
+    assert abs(span["robust"] - 1) < 0.01
+    robust = scales[0.001]["robust"]
+    assert robust.low == pytest.approx(0.1, abs=0.02) and robust.high == pytest.approx(1.0, abs=0.02)

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import stage  # noqa: E402
+from stemtomo.core.intensity import Normalisation  # noqa: E402
 from stemtomo.learn.modelfile import load_model, save_model  # noqa: E402
 from stemtomo.learn.models import build_model  # noqa: E402
 from stemtomo.learn.segmentation import labels_from_scores, segment_volume  # noqa: E402
@@ -70,9 +71,11 @@ def test_two_and_a_half_d_channels_reach_the_model():
     assert (labels[:, 1:-1, 1:-1] == truth[:, 1:-1, 1:-1]).mean() > 0.99
 
 
-def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs():
+@pytest.mark.parametrize("method", ["percentile", "robust"])
+def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(method):
     """Train/inference parity: the network sees bit-identical values for a region, whether it
-    arrives in a training patch (learn.patches) or inside a whole slice (segment_volume)."""
+    arrives in a training patch or a whole validation slice (learn.patches) or inside a slice
+    at inference (segment_volume, with the scaling stored in model.pt)."""
     from stemtomo.learn.patches import extract
     from stemtomo.learn.settings import PatchSettings
 
@@ -80,8 +83,8 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
     volume = (rng.gamma(2.0, 1.0, (20, 40, 48)) * 37.3 + 5.1).astype(np.float32)
     labels = np.full(volume.shape, 255, np.uint8)
     labels[2:18:2] = (volume[2:18:2] > 150).astype(np.uint8) * 2
-    train, _, _ = extract(volume, labels, stage(PatchSettings, patch_size=16, context=1,
-                                                train_patches=40, val_patches=8))
+    train, val, record = extract(volume, labels, stage(PatchSettings, patch_size=16, context=1,
+                                                       train_patches=40, normalisation=method))
     seen = {}
 
     class Spy(Threshold):
@@ -89,7 +92,11 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
             seen.setdefault("x", []).append(x.clone())
             return super().forward(x)
 
-    seg(volume, Spy(3), 3, 8, torch.device("cpu"), batch=1)
+    stored = Normalisation.from_record(record["normalisation"])  # what model.pt keeps
+    assert stored == Normalisation.of(volume, method)
+    settings = stage(SegmentSettings, batch_size=1)
+    segment_volume(volume, Spy(3), torch.device("cpu"), settings, channels=3, multiple=8,
+                   normalisation=stored)
     inputs = torch.cat(seen["x"]).numpy()  # (z, 3, y, x), padded to multiples of 8
     checked = 0
     for img, z, (cy, cx) in zip(train.images, train.slices, train.centres, strict=True):
@@ -98,19 +105,24 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
             np.testing.assert_array_equal(inputs[z, :, y0:y0 + 16, x0:x0 + 16], img)
             checked += 1
     assert checked >= 10
+    for img, z in zip(val.images, val.slices, strict=True):  # whole slices, context included
+        np.testing.assert_array_equal(inputs[z, :, :40, :48], img)
 
 
 def test_model_file_round_trip(tmp_path):
     model = build_model("attention_unet", in_channels=3, base=4, depth=2).eval()
     config = {"name": "attention_unet", "in_channels": 3, "classes": 3, "base": 4, "depth": 2}
-    result = TrainResult(model.state_dict(), [{"epoch": 1}], 1, config)
-    patches = {"patch_size": 16, "channels": 3, "normalisation_percentiles": [0.5, 2.5]}
+    result = TrainResult(model.state_dict(), [{"epoch": 1, "val_dice_pt": 0.7}], 1, config,
+                         [1.0, 1.0, 0.25])
+    patches = {"patch_size": 16, "channels": 3,
+               "normalisation": {"method": "robust", "low": 0.5, "high": 2.5}}
     save_model(str(tmp_path / "m.pt"), result, patches, stage(TrainSettings), {"rule": "train"})
     loaded = load_model(str(tmp_path / "m.pt"), torch.device("cpu"))
     x = torch.randn(1, 3, 16, 16)
     torch.testing.assert_close(loaded.model(x), model(x))
     assert loaded.channels == 3 and loaded.patch_size == 16
-    assert (loaded.normalisation.low, loaded.normalisation.high) == (0.5, 2.5)
+    assert loaded.normalisation == Normalisation(0.5, 2.5, "robust")
+    assert loaded.priors == [1.0, 1.0, 0.25] and loaded.validation["val_dice_pt"] == 0.7
     assert loaded.record["best_epoch"] == 1 and loaded.record["provenance"] == {"rule": "train"}
 
 
@@ -245,3 +257,69 @@ def test_gpu_bf16_inference_matches_the_cpu():
     top2 = np.sort(p_cpu, axis=0)
     clear = top2[-1] - top2[-2] > 0.05  # bf16 may flip only near-tied voxels
     assert (gpu[clear] == cpu[clear]).all()
+
+
+@pytest.mark.parametrize("options", [{}, {"tta": True}, {"tile": 16, "overlap": 0.5},
+                                     {"probabilities": False}])
+def test_a_pt_prior_moves_the_decision_as_calibration_computed_it(options):
+    """The stored Pt prior reaches inference: labels are calibration.decide of the softmax
+    scaled by the priors, on every path (logits only, probabilities, flips, tiles)."""
+    from stemtomo.learn.calibration import decide
+
+    rng = np.random.default_rng(5)
+    volume = rng.random((3, 32, 40)).astype(np.float32)
+    volume[0, 0, 0], volume[-1, -1, -1] = 0.0, 1.0
+    cpu = torch.device("cpu")
+    flat = {"probabilities": True, **options}
+    plain, probs = seg(volume, Threshold(1), 1, 8, cpu, **{**flat, "probabilities": True})
+    for w in (0.05, 20.0):
+        priors = [1.0, 1.0, w]
+        settings = stage(SegmentSettings, batch_size=2, **flat)
+        labels, _ = segment_volume(volume, Threshold(1), cpu, settings, channels=1, multiple=8,
+                                   priors=priors)
+        expected = decide(np.moveaxis(probs.astype(np.float32), 0, 1), priors)
+        near_tie = np.sort(np.moveaxis(probs, 0, -1).astype(np.float32) * priors, axis=-1)
+        clear = near_tie[..., -1] - near_tie[..., -2] > 1e-2  # float16 probabilities aside
+        assert (labels[clear] == expected[clear]).all()
+        moved = (labels == 2).sum() - (plain == 2).sum()
+        assert moved < 0 if w < 1 else moved > 0
+
+
+def test_an_ensemble_is_the_mean_of_its_networks_calibrated_probabilities():
+    class Shifted(Constant):
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = torch.tensor(shift).reshape(1, 3, 1, 1)
+
+        def forward(self, x):
+            return super().forward(x) + self.shift
+
+    volume, _ = volume_and_truth(shape=(2, 16, 24))
+    a, b = Shifted([0.0, 0.0, 1.5]), Shifted([0.5, -1.0, 0.0])
+    priors = [[1.0, 1.0, 0.5], [1.0, 2.0, 1.0]]
+    settings = stage(SegmentSettings, probabilities=True)
+    _, probs = segment_volume(volume, [a, b], torch.device("cpu"), settings, channels=1,
+                              multiple=8, priors=priors)
+
+    def calibrated(net, w):
+        p = torch.softmax(net(torch.zeros(1, 1, 1, 1))[0, :, 0, 0], 0).numpy() * np.array(w)
+        return p / p.sum()
+
+    expected = (calibrated(a, priors[0]) + calibrated(b, priors[1])) / 2
+    np.testing.assert_allclose(probs.astype(np.float32)[:, 0, 0, 0], expected, atol=2e-3)
+    with pytest.raises(ValueError, match="1 prior vectors for 2 networks"):
+        segment_volume(volume, [a, b], torch.device("cpu"), settings, channels=1, multiple=8,
+                       priors=priors[:1])
+
+
+def test_ensembles_refuse_networks_trained_on_other_inputs():
+    from stemtomo.learn.modelfile import ModelFile, input_scaling
+
+    model = build_model("unet", base=4, depth=2)
+    one = ModelFile(model, 1, 16, Normalisation(0.0, 2.0), None, {})
+    other = ModelFile(model, 1, 16, Normalisation(0.0, 3.0), None, {})
+    with pytest.raises(ValueError, match="differently normalised"):
+        input_scaling([one, other], np.zeros((2, 8, 8), np.float32), "model")
+    volume = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
+    assert input_scaling([one, one], volume, "model") == Normalisation(0.0, 2.0)
+    assert input_scaling([one], volume, "volume") == Normalisation.of(volume)

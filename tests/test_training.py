@@ -57,10 +57,97 @@ def test_a_checkpoint_is_only_resumed_with_the_same_validation_set(tmp_path):
 def test_training_learns_and_keeps_the_best_pt_epoch(tmp_path):
     tr, va = toy_set(64, 0), toy_set(16, 1)
     res = train("unet", tr, va, settings(epochs=8, lr=0.01), str(tmp_path / "d.pt"))
-    dice_pt = [h["val_dice_pt"] for h in res.history]
+    dice_pt = [h["val_cal_dice_pt"] for h in res.history]  # after the Pt calibration
     assert res.best_epoch == int(np.argmax(dice_pt)) + 1
+    best = res.history[res.best_epoch - 1]
+    assert res.priors == pytest.approx([1.0, 1.0, np.exp(best["val_pt_log_prior"])])
+    assert {"val_precision_pt", "val_recall_pt", "val_precision_alumina"} <= set(best)
+    for key in ("val_recall_alumina", "val_cal_precision_pt", "val_cal_recall_pt"):
+        assert 0 <= best[key] <= 1, key
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert max(h["val_dice_alumina"] for h in res.history) > 0.7  # all-alumina scores 0.57
+
+
+class Generous(torch.nn.Module):
+    """A stand-in network whose Pt threshold on the intensity falls by 0.02 with every training
+    epoch (0.80, 0.78, ...): training that drifts towards calling more pixels Pt."""
+
+    multiple = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))  # something for the optimiser to hold
+        self.register_buffer("epochs", torch.zeros(()))
+
+    def train(self, mode: bool = True):
+        if mode:  # training.train() puts the model in training mode once per epoch
+            self.epochs += 1
+        return super().train(mode)
+
+    def threshold(self) -> float:
+        return 0.82 - 0.02 * float(self.epochs)
+
+    def forward(self, x):
+        v = x[:, 0]
+        alumina = (v - 0.35) * 50
+        pt = (v - self.threshold()) * 500
+        return torch.stack([torch.zeros_like(v), alumina, torch.maximum(alumina, pt) + (pt > 0)],
+                           dim=1) + self.w
+
+
+def overlapping_classes(n: int, pt_share: float, seed: int) -> dict:
+    """Pixels whose intensity depends on the class but overlaps: background U(0, 0.3), alumina
+    U(0.4, 0.8), Pt U(0.7, 1.0), Pt making up `pt_share` of them."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(3, size=(n, 16, 16), p=[0.6 - pt_share / 2, 0.4 - pt_share / 2,
+                                                 pt_share]).astype(np.uint8)
+    lo, hi = np.array([0.0, 0.4, 0.7])[labels], np.array([0.3, 0.8, 1.0])[labels]
+    images = (lo + (hi - lo) * rng.random(labels.shape)).astype(np.float32)[:, None]
+    return {"images": images, "labels": labels}
+
+
+def test_validation_on_whole_slices_picks_the_epoch_pt_enriched_patches_would_not(monkeypatch,
+                                                                                  tmp_path):
+    """Pt is rare in whole slices and common in Pt-centred patches; where the classes overlap in
+    intensity, calling more pixels Pt pays on the patches but not on the slices. Validation on
+    the slices keeps the first epoch's threshold (0.80: no alumina above it); the patches' Pt
+    share would pick a later, over-segmenting epoch."""
+    from stemtomo.learn import training
+
+    monkeypatch.setattr(training, "build_model", lambda **config: Generous())
+    slices, patches = overlapping_classes(8, 0.01, 1), overlapping_classes(8, 0.3, 2)
+    res = train("unet", overlapping_classes(16, 0.1, 0), slices,
+                settings(epochs=6, calibrate_pt=False), str(tmp_path / "g.pt"))
+    whole = [h["val_dice_pt"] for h in res.history]
+    assert res.best_epoch == 1 == int(np.argmax(whole)) + 1
+    model = Generous()
+    on_patches = []
+    for epoch in range(1, 7):
+        model.epochs.fill_(epoch)
+        pred = model(torch.from_numpy(patches["images"])).argmax(dim=1).numpy()
+        on_patches.append(dice_per_class(pred, patches["labels"])[2])
+    assert int(np.argmax(on_patches)) + 1 >= 3  # the patches reward over-segmenting Pt
+    assert res.history[-1]["val_precision_pt"] < res.history[0]["val_precision_pt"]
+    assert res.history[-1]["val_recall_pt"] > res.history[0]["val_recall_pt"]
+
+
+def test_early_stopping_waits_for_the_schedule_to_decay(monkeypatch, tmp_path):
+    """No gain after the first epoch, patience 1: the run still goes on until the cosine rate is
+    down to stop_lr_fraction (10 epochs: 0.0955 of the start after 8), then stops."""
+    from stemtomo.learn import training
+
+    class Frozen(Generous):
+        def threshold(self) -> float:
+            return 0.8
+
+    monkeypatch.setattr(training, "build_model", lambda **config: Frozen())
+    tr, va = overlapping_classes(16, 0.1, 0), overlapping_classes(4, 0.01, 1)
+    res = train("unet", tr, va, settings(epochs=10, patience=1), str(tmp_path / "s.pt"))
+    assert len(res.history) == 8 and res.best_epoch == 1
+    assert res.history[-1]["lr"] == pytest.approx(0.002 * 0.5 * (1 + np.cos(np.pi * 7 / 10)))
+    never = train("unet", tr, va, settings(epochs=10, patience=1, stop_lr_fraction=0.0),
+                  str(tmp_path / "n.pt"))
+    assert len(never.history) == 10
 
 
 def test_augmentation_moves_labels_with_images():

@@ -22,9 +22,9 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
                                "reconstruct_slab": 1, "reconstruct": 1, "annotations": 1,
-                               "patches": 1, "train": 3, "segment_slab": 3, "segment": 3,
-                               "evaluate_model": 3, "agreement": 1, "evaluate": 1, "export": 3,
-                               "all": 1}
+                               "patches": 1, "train": 3, "segment_slab": 4, "segment": 4,
+                               "evaluate_model": 4, "agreement": 1, "evaluate": 1, "export": 4,
+                               "all": 1}  # three networks + ensemble
 
 
 def test_slurm_profile_gives_gpu_rules_a_gpu_and_their_memory(tmp_path):
@@ -115,7 +115,7 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     assert "| Model | γ-Alumina | Pt NPs | Background/pores |" in md
     assert f"validation slab z = {min(patches['val_slices'])}–{max(patches['val_slices'])}" in md
     rows = (res / "06_evaluate/metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["unet", "attention_res_unet"]
+    assert [r.split(",")[0] for r in rows[1:]] == ["unet", "attention_res_unet", "ensemble"]
     assert "pt_hd95_nm" in rows[0] and "detection_f1" in rows[0]
     exported = json.loads((res / "07_export/unet/export.json").read_text())
     assert exported["alumina"]["closed"] and exported["pt"]["closed"]
@@ -123,9 +123,10 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     table = (res / "06_evaluate/unet_particles.csv").read_text().splitlines()
     assert exported["particles"] == len(table) - 1
     assert exported["renderer"].startswith("paraview" if shutil.which("pvbatch") else "vtk")
-    evaluation = {"evaluate_model": 2, "agreement": 1, "evaluate": 1, "export": 2}
+    evaluation = {"evaluate_model": 3, "agreement": 1, "evaluate": 1,
+                  "export": 3}  # two networks + ensemble
     after_align = {"reconstruct_slab": 1, "reconstruct": 1, "annotations": 1, "patches": 1,
-                   "train": 2, "segment_slab": 2, "segment": 2, **evaluation, "all": 1}
+                   "train": 2, "segment_slab": 3, "segment": 3, **evaluation, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -134,19 +135,19 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
-    segmentation = {"segment_slab": 2, "segment": 2, **evaluation, "all": 1}
+    segmentation = {"segment_slab": 3, "segment": 3, **evaluation, "all": 1}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "train": 2,
                                                                **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"per_model": {"unet": {"lr": 0.01}}}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {  # that model's jobs alone
-        "train": 1, "segment_slab": 1, "segment": 1, "evaluate_model": 1, "agreement": 1,
-        "evaluate": 1, "export": 1, "all": 1}
+    assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {  # that model's and the ensemble's
+        "train": 1, "segment_slab": 2, "segment": 2, "evaluate_model": 2, "agreement": 1,
+        "evaluate": 1, "export": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "segment": {"tta": True}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == segmentation
     changed = {"samples": {"tiny": TINY}, "segment": {"slabs": 3}}
-    assert planned_jobs(snakemake(tmp_path, changed, "-n"))["segment_slab"] == 6
+    assert planned_jobs(snakemake(tmp_path, changed, "-n"))["segment_slab"] == 9
     reseeded = {"samples": {"tiny": {**TINY, "simulate": {**TINY["simulate"], "seed": 7}}}}
     assert planned_jobs(snakemake(tmp_path, reseeded, "-n")) == {
         "simulate": 1, "import_tiltseries": 1, "align": 1, **after_align}
@@ -168,8 +169,8 @@ def test_alignment_can_be_skipped(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
                                "reconstruct": 1, "annotations": 1, "patches": 1, "train": 2,
-                               "segment_slab": 2, "segment": 2, "evaluate_model": 2,
-                               "agreement": 1, "evaluate": 1, "export": 2, "all": 1}
+                               "segment_slab": 3, "segment": 3, "evaluate_model": 3,
+                               "agreement": 1, "evaluate": 1, "export": 3, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 
 

@@ -17,7 +17,7 @@ from stemtomo.core.config import (  # noqa: E402
     validate_config,
 )
 from stemtomo.core.errors import ConfigError, InputError, OutputError  # noqa: E402
-from stemtomo.core.labels import MODELS  # noqa: E402
+from stemtomo.core.labels import ENSEMBLE, MODELS  # noqa: E402
 from stemtomo.core.precheck import check_results_writable  # noqa: E402
 from stemtomo.core.samples import start_point  # noqa: E402
 from stemtomo.prep.inputs import check_inputs, mask_inputs  # noqa: E402
@@ -57,7 +57,7 @@ SAMPLES = list(config["samples"])
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in SAMPLES),
     slab=r"\d+",
-    model="|".join(MODELS),
+    model="|".join(MODELS) + f"|{ENSEMBLE}",
 
 
 def samples_pattern(kinds):
@@ -191,8 +191,18 @@ def model_source(sample):
     return sample_cfg(sample).get("models_from", sample)
 
 
+def trained_models(sample):
+    """The networks trained on a sample with labels (train.models)."""
+    return stage_settings(config, sample, "train")["models"]
+
+
 def model_input(wildcards):
-    return f"results/{model_source(wildcards.sample)}/04_models/{wildcards.model}/model.pt"
+    """The model.pt of the network, or of every network of the source sample for the ensemble."""
+    src = model_source(wildcards.sample)
+    if wildcards.model == ENSEMBLE:
+        return expand("results/{src}/04_models/{model}/model.pt", src=src,
+                      model=trained_models(src))
+    return f"results/{src}/04_models/{wildcards.model}/model.pt"
 
 
 for _s in SAMPLES:
@@ -235,12 +245,21 @@ def suggests(sample):
     """Slices to annotate next are ranked for samples with a volume, annotations and several
     networks (a 2D dataset has no unannotated slices)."""
     return has_labels(sample) and start(sample) != "slices" and model_source(sample) == sample \
-        and len(evaluated_models(sample)) > 1
+        and len(segmenting_networks(sample)) > 1
+
+
+def segmenting_networks(sample):
+    """The networks (not their ensemble) that segment this sample."""
+    return list(trained_models(model_source(sample)))
 
 
 def evaluated_models(sample):
-    """The networks that segment this sample (and whose results are evaluated and exported)."""
-    return stage_settings(config, model_source(sample), "train")["models"]
+    """The networks that segment this sample (and whose results are evaluated and exported),
+    and their ensemble where segment.ensemble is on and there are two or more."""
+    models = segmenting_networks(sample)
+    if len(models) > 1 and stage_settings(config, sample, "segment")["ensemble"]:
+        models.append(ENSEMBLE)
+    return models
 
 
 def all_outputs():
@@ -271,7 +290,7 @@ def all_outputs():
             out += expand("results/{sample}/03_patches/{f}", sample=s,
                           f=["train.npz", "val.npz", "patches.json", "patches.png"])
             out += expand("results/{sample}/04_models/{model}/{f}", sample=s,
-                          model=stage_settings(config, s, "train")["models"],
+                          model=trained_models(s),
                           f=["model.pt", "history.csv", "curves.png"])
         if has_labels(model_source(s)):
             out += expand("results/{sample}/05_segment/{model}/{f}", sample=s,

@@ -4,6 +4,7 @@ rule evaluate_model:
         unpack(evaluate_patches),
         volume=lambda wc: volume_of(wc.sample),
         labels="results/{sample}/05_segment/{model}/labels.tif",
+        segment="results/{sample}/05_segment/{model}/segment.json",
     output:
         particles="results/{sample}/06_evaluate/{model}_particles.csv",
         json="results/{sample}/06_evaluate/{model}.json",
@@ -31,7 +32,7 @@ rule agreement:
         labels=labels_input,
         volume=lambda wc: volume_of(wc.sample),
         segmentations=lambda wc: expand("results/{{sample}}/05_segment/{model}/labels.tif",
-                                        model=evaluated_models(wc.sample)),
+                                        model=segmenting_networks(wc.sample)),
     output:
         csv="results/{sample}/06_evaluate/suggestions.csv",
         json="results/{sample}/06_evaluate/agreement.json",
@@ -42,7 +43,7 @@ rule agreement:
             labels={"sample": "{sample}", "figure": "slices to annotate next"},
         ),
     params:
-        models=lambda wc: evaluated_models(wc.sample),
+        models=lambda wc: segmenting_networks(wc.sample),  # not their ensemble
     log:
         "results/{sample}/logs/agreement.log",
     conda:

@@ -1,7 +1,8 @@
 rule annotations:
     """The sample's annotations in stemtomo's classes, on the volume's grid: the simulated truth
-    on `patches.annotate_slices` slices (as a person would annotate), or the user's label volume
-    or per-slice masks mapped by `label_values`."""
+    on `patches.annotate_slices` slices (as a person would annotate, with the errors of
+    `patches.annotation_noise`), or the user's label volume or per-slice masks mapped by
+    `label_values`."""
     wildcard_constraints:
         sample=samples_pattern(["simulate", "tiltseries", "volume"]),
     input:
@@ -13,6 +14,8 @@ rule annotations:
         source=lambda wc: sample_cfg(wc.sample).get("labels"),
         label_values=lambda wc: canonical(sample_cfg(wc.sample).get("label_values")),
         annotate_slices=lambda wc: stage_settings(config, wc.sample, "patches")["annotate_slices"],
+        annotation_noise=lambda wc: stage_settings(config, wc.sample, "patches")["annotation_noise"],
+        seed=lambda wc: stage_settings(config, wc.sample, "patches")["seed"],
     log:
         "results/{sample}/logs/annotations.log",
     conda:

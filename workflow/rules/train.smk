@@ -20,6 +20,8 @@ rule train:
         previous=lambda wc: f"results/{wc.sample}/04_models/{wc.model}/previous.pt",
     log:
         "results/{sample}/logs/train_{model}.log",
+    wildcard_constraints:
+        model="|".join(MODELS),  # not the ensemble: it is made of these
     threads: 2
     resources:
         gpu=1,

@@ -11,6 +11,7 @@ from stemtomo.core.labels import class_statistics
 from stemtomo.core.readers import read_shape, read_tiltseries
 from stemtomo.core.runner import run_rule
 from stemtomo.learn.patches import simulate_annotation
+from stemtomo.learn.settings import AnnotationNoise
 
 log = logging.getLogger("stemtomo.patches")
 
@@ -18,8 +19,10 @@ log = logging.getLogger("stemtomo.patches")
 def main(smk) -> None:
     key = f"samples.{smk.wildcards.sample}"
     if smk.input.get("labels"):  # a synthetic sample: its truth on a few slices
-        truth = read_tiltseries(smk.input.labels).data.astype(np.uint8)
-        labels = simulate_annotation(truth, smk.params.annotate_slices)
+        truth = read_tiltseries(smk.input.labels)
+        noise = AnnotationNoise.from_section(smk.params.annotation_noise, "patches.annotation_noise")
+        labels = simulate_annotation(truth.data.astype(np.uint8), smk.params.annotate_slices,
+                                     noise, truth.pixel_size_nm or 1.0, smk.params.seed)
         log.info("synthetic sample: %d annotated slices kept, as a person would annotate",
                  len(annotated_slices(labels)))
     else:

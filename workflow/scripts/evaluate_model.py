@@ -27,8 +27,10 @@ def main(smk) -> None:
         else None
     val = json.loads(Path(smk.input.patches).read_text())["val_slices"] if smk.input.get("patches") \
         else None
+    validation = json.loads(Path(smk.input.segment).read_text()).get("validation")
     record, found, region = evaluate_model(smk.wildcards.model, pred, truth, px, val,
-                                           smk.input.get("truth", "truth"), smk.params.planar)
+                                           smk.input.get("truth", "truth"), validation,
+                                           smk.params.planar)
     io.write_csv(smk.output.particles, found.table, fields=PARTICLE_FIELDS)
     error_maps(smk.output.errors, vol.data, truth, pred, error_slices(truth, region),
                smk.wildcards.model)

@@ -1,7 +1,9 @@
-"""Rule segment_slab: label one slab of z-slices of the reconstruction with one trained network."""
+"""Rule segment_slab: label one slab of z-slices of the reconstruction with one trained network,
+or with all of them as the ensemble."""
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,8 +14,7 @@ from stemtomo.core.readers import read_tiltseries
 from stemtomo.core.runner import run_rule
 from stemtomo.core.settings import job_settings
 from stemtomo.core.slabs import slab_rows
-from stemtomo.learn.modelfile import load_model
-from stemtomo.learn.segmentation import segment_volume
+from stemtomo.learn.modelfile import load_model, segment_with
 from stemtomo.learn.settings import SegmentSettings
 from stemtomo.learn.training import pick_device
 
@@ -27,17 +28,21 @@ def main(smk) -> None:
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: cuDNN's fastest kernels
     volume = read_tiltseries(smk.input.volume).data.astype(np.float32)  # (z, y, x) TIFF
     z_range = slab_rows(volume.shape[0], settings.slabs, "segment.slabs")[int(smk.wildcards.slab)]
-    net = load_model(smk.input.model, device)
-    model = torch.compile(net.model) if settings.compile else net.model
+    paths = [smk.input.model] if isinstance(smk.input.model, str) else list(smk.input.model)
+    nets = [load_model(p, device) for p in paths]
+    models = [torch.compile(n.model) if settings.compile else n.model for n in nets]
+    for path, net in zip(paths, nets, strict=True):
+        log.info("%s: Pt prior %s, input scaling %s", path,
+                 "none" if net.priors is None else f"{net.priors[-1]:.4g}", settings.normalisation)
     t0 = time.perf_counter()
-    labels, probs = segment_volume(volume, model, device, settings, channels=net.channels,
-                                   multiple=net.model.multiple, amp=device.type == "cuda",
-                                   z_range=z_range, progress=True)
+    labels, probs = segment_with(nets, volume, device, settings, z_range, models, progress=True)
     seconds = time.perf_counter() - t0
     io.write_npy(smk.output.labels, labels)
     io.write_npy(smk.output.probabilities, probs if probs is not None else np.empty(0, np.float16))
+    validation = {Path(p).parent.name: n.validation for p, n in zip(paths, nets, strict=True)}
     io.write_json(smk.output.json, {"z_range": list(z_range), "seconds": round(seconds, 3),
-                                    "voxels": int(labels.size), "device": str(device)})
+                                    "voxels": int(labels.size), "device": str(device),
+                                    "networks": len(nets), "validation": validation})
     log.info("throughput: slices %d-%d, %.2f Mvoxel/s on %s%s", *z_range,
              labels.size / 1e6 / seconds, device, " with flip TTA" if settings.tta else "")
 

@@ -40,8 +40,13 @@ def main(smk) -> None:
     Path(smk.params.checkpoint).unlink(missing_ok=True)  # finished: nothing left to resume
     best = result.history[result.best_epoch - 1]
     rate = np.mean([h["patches_per_s"] for h in result.history])
-    log.info("best epoch %d: val Dice alumina %.3f, Pt %.3f", result.best_epoch,
-             best["val_dice_alumina"], best["val_dice_pt"])
+    log.info("best epoch %d of %d on the whole validation slices: Dice alumina %.3f, Pt %.3f "
+             "(P %.3f R %.3f)", result.best_epoch, len(result.history), best["val_dice_alumina"],
+             best["val_dice_pt"], best["val_precision_pt"], best["val_recall_pt"])
+    if result.priors is not None:
+        log.info("Pt calibration: prior %.4g (log %+.3f) → Pt Dice %.3f (P %.3f R %.3f)",
+                 result.priors[-1], best["val_pt_log_prior"], best["val_cal_dice_pt"],
+                 best["val_cal_precision_pt"], best["val_cal_recall_pt"])
     log.info("throughput: %d epochs, %.0f training patches/s on %s", len(result.history), rate, device)
 
 

@@ -77,9 +77,39 @@ def _describe(error) -> tuple[str, str, str]:
     return key, error.message, expected
 
 
+def apply_presets(config: dict, schema: dict) -> dict:
+    """Fill in the values of `train.preset` (schema `$defs/presets`) where the config leaves a
+    key out: a top-level preset fills the top-level sections, a sample's preset that sample's
+    sections (so it overrides top-level values; give a key in the sample's own section to keep
+    it). Explicit keys always win."""
+    presets = schema["$defs"]["presets"]["properties"]
+
+    def fill(where: dict) -> None:
+        name = (where.get("train") or {}).get("preset")
+        if not isinstance(name, str) or name not in presets:
+            return  # absent (the default, demo, sets nothing) or invalid: validation says so
+        for section, values in presets[name]["default"].items():
+            if where.get(section) is None:
+                where[section] = {}
+            target = where[section]
+            if not isinstance(target, dict):
+                continue  # validation names the wrong type
+            for key, value in values.items():
+                target.setdefault(key, copy.deepcopy(value))
+
+    if isinstance(config, dict):
+        fill(config)
+        for sample in (config.get("samples") or {}).values():
+            if isinstance(sample, dict):
+                fill(sample)
+    return config
+
+
 def validate_config(config: dict, schema: dict | None = None) -> dict:
-    """Validate `config` in place (defaults filled in) and return it; raise ConfigError if invalid."""
+    """Validate `config` in place (presets and defaults filled in) and return it; raise
+    ConfigError if invalid."""
     schema = schema or load_schema()
+    apply_presets(config, schema)
     errors = sorted(_DefaultFilling(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []

@@ -28,17 +28,59 @@ def intensity_range(volume: np.ndarray, low: float = 1.0, high: float = 99.9,
     return float(p_lo), float(p_hi)
 
 
+def support_levels(volume: np.ndarray, max_samples: int = 1 << 24,
+                   iterations: int = 100) -> tuple[float, float]:
+    """The typical intensity of the background and of the solid: the medians of the two classes
+    of an isodata split (Ridler & Calvard, IEEE SMC 1978) iterated with medians instead of means,
+    so the bright Pt tail (a few % of the solid at most) barely moves either level. A volume's
+    scaling then depends on what its support and pores look like, not on how much Pt it holds."""
+    flat = volume.reshape(-1)
+    flat = flat[::max(1, -(-flat.size // max_samples))]
+    lo_p, hi_p = np.percentile(flat, [1.0, 99.0])
+    threshold = (lo_p + hi_p) / 2
+    low, high = float(lo_p), float(hi_p)
+    for _ in range(iterations):
+        below, above = flat[flat <= threshold], flat[flat > threshold]
+        if not below.size or not above.size:
+            break
+        low, high = float(np.median(below)), float(np.median(above))
+        if abs((low + high) / 2 - threshold) <= 1e-6 * max(abs(high - low), 1e-12):
+            break
+        threshold = (low + high) / 2
+    return low, high
+
+
+METHODS = ("percentile", "robust")
+
+
 @dataclass(frozen=True)
 class Normalisation:
-    """The network input scaling: intensity `low` → 0 and `high` → 1."""
+    """The network input scaling: intensity `low` → 0 and `high` → 1; `method` says how they
+    were found (percentile: the 1 % and 99.9 % points; robust: the background and solid
+    levels of `support_levels`)."""
 
     low: float
     high: float
+    method: str = "percentile"
 
     @classmethod
-    def of(cls, volume: np.ndarray) -> Normalisation:
-        """The scaling of a volume by its 1 % and 99.9 % percentiles."""
-        return cls(*intensity_range(volume))
+    def of(cls, volume: np.ndarray, method: str = "percentile") -> Normalisation:
+        """The scaling of a volume by the given method."""
+        if method == "percentile":
+            return cls(*intensity_range(volume), method)
+        if method == "robust":
+            return cls(*support_levels(volume), method)
+        raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(METHODS)}")
+
+    @classmethod
+    def from_record(cls, record: dict | list) -> Normalisation:
+        """From `as_record()` (or the former [low, high] list of percentiles)."""
+        if isinstance(record, dict):
+            return cls(float(record["low"]), float(record["high"]), record["method"])
+        return cls(float(record[0]), float(record[1]))
+
+    def as_record(self) -> dict:
+        return {"method": self.method, "low": self.low, "high": self.high}
 
     @property
     def span(self) -> float:

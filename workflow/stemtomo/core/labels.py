@@ -21,6 +21,8 @@ COLOURS = {BACKGROUND: (0.05, 0.05, 0.1), ALUMINA: (0.55, 0.65, 0.8), PT: (1.0, 
 
 # The three networks of the study (see stemtomo.learn.models for their architectures).
 MODELS = ("unet", "attention_unet", "attention_res_unet")
+# The segmentation by all trained networks together (the mean of their probabilities).
+ENSEMBLE = "ensemble"
 
 
 def colour_table() -> np.ndarray:

@@ -26,13 +26,17 @@ def _hd(v: float) -> str:
     return "∞" if v == np.inf else fmt(v)
 
 
-def table1_markdown(rows: dict[str, dict[int, dict]], region: str) -> str:
+def table1_markdown(rows: dict[str, dict[int, dict]], region: str,
+                    validation: dict[str, dict] | None = None) -> str:
     """The seed's Table 1 layout: rows are models, columns the classes; Dice pooled over the
-    region, then per-slice mean ± sd, then HD95."""
+    region, precision / recall on the same voxels (as the study reports them), per-slice Dice
+    mean ± sd, HD95; then each network's best epoch on the whole validation slices."""
     head = "| Model | " + " | ".join(name for _, name in TABLE_COLUMNS) + " |"
     rule = "|---|" + "---|" * len(TABLE_COLUMNS)
     blocks = ((f"Dice on the validation region ({region}); labelled voxels only.",
                lambda m: fmt(m["dice"])),
+              ("Precision / recall, pooled over the same voxels:",
+               lambda m: f"{fmt(m['precision'])} / {fmt(m['recall'])}"),
               ("Per-slice Dice, mean ± sd:", lambda m: fmt(m["dice_slice_mean"], m["dice_slice_sd"])),
               ("HD95 (nm), pooled boundary distances:", lambda m: _hd(m["hd95_nm"])))
     lines: list[str] = []
@@ -41,7 +45,30 @@ def table1_markdown(rows: dict[str, dict[int, dict]], region: str) -> str:
         lines += [f"| {model} | " + " | ".join(cell(per_class[c]) for c, _ in TABLE_COLUMNS) + " |"
                   for model, per_class in rows.items()]
         lines.append("")
+    if validation:
+        lines += validation_markdown(validation)
     return "\n".join(lines)
+
+
+def validation_markdown(validation: dict[str, dict]) -> list[str]:
+    """Each network's best epoch as training saw it: the whole annotated validation slices
+    (labelled pixels; Pt with its calibration where there is one). `validation` maps a model
+    to its best history row (empty for an ensemble, whose networks have their own rows)."""
+    lines = ["Training's best epoch on the whole validation slices (annotated pixels; Pt with "
+             "its calibration):", "",
+             "| Model | epoch | γ-Alumina Dice | Pt Dice | Pt precision / recall | Pt prior |",
+             "|---|---|---|---|---|---|"]
+    for model, row in validation.items():
+        if not row:
+            lines.append(f"| {model} | — | — | — | — | — |")
+            continue
+        cal = "val_cal_" if "val_cal_dice_pt" in row else "val_"
+        prior = f"{np.exp(row['val_pt_log_prior']):.3g}" if "val_pt_log_prior" in row else "—"
+        lines.append(f"| {model} | {int(row['epoch'])} | {fmt(row['val_dice_alumina'])} | "
+                     f"{fmt(row[cal + 'dice_pt'])} | {fmt(row.get(cal + 'precision_pt', np.nan))}"
+                     f" / {fmt(row.get(cal + 'recall_pt', np.nan))} | {prior} |")
+    lines.append("")
+    return lines
 
 
 def evaluation_region(n_slices: int, val_slices: list[int] | None,

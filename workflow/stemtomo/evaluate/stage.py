@@ -21,14 +21,20 @@ log = logging.getLogger("stemtomo.evaluate")
 PARTICLE_KEYS = ("particles", "particles_pred", "particles_true", "particles_matched",
                  "detection_precision", "detection_recall", "detection_f1",
                  "fraction_background", "fraction_alumina", "fraction_pt")
+# metrics.csv columns of the best epoch on the whole validation slices (best_epoch_<key>)
+VALIDATION_KEYS = ("epoch", "val_dice_alumina", "val_dice_pt", "val_precision_pt", "val_recall_pt",
+                   "val_pt_log_prior", "val_cal_dice_pt", "val_cal_precision_pt",
+                   "val_cal_recall_pt")
 
 
 def evaluate_model(model: str, pred: np.ndarray, truth: np.ndarray | None, voxel_nm: float,
-                   val_slices: list[int] | None, truth_source: str = "truth", planar: bool = False
+                   val_slices: list[int] | None, truth_source: str = "truth",
+                   validation: dict | None = None, planar: bool = False
                    ) -> tuple[dict, Particles, tuple[int, int]]:
     """The record of one network's segmentation (class metrics on the evaluation region where
     there is a truth, fractions, particle counts and detection), its particles, and the region.
-    `planar`: the slices are unrelated 2D images (particles are 2D components)."""
+    `validation` (segment.json's) holds the best epoch of each network it came from; `planar`:
+    the slices are unrelated 2D images (particles are 2D components)."""
     if truth is not None and truth.shape != pred.shape:
         raise InputError(truth_source, f"labels have shape {truth.shape}, the segmentation "
                          f"{pred.shape}", "annotate the reconstruction itself (same (z, y, x))")
@@ -36,6 +42,8 @@ def evaluate_model(model: str, pred: np.ndarray, truth: np.ndarray | None, voxel
     found = particles(pred, voxel_nm, planar)
     record = {"model": model, "region": described, "z_range": list(region), "voxel_nm": voxel_nm,
               **report.volume_fractions(pred), "particles": len(found.table)}
+    if validation:
+        record["validation"] = validation
     if truth is not None:
         z0, z1 = region
         per_class = class_metrics(pred[z0:z1], truth[z0:z1], voxel_nm)
@@ -55,17 +63,22 @@ def summary(sample: str, records: list[dict], diameters: dict[str, list[float]],
     """metrics.csv rows and metrics.md text over all networks' records; `diameters` holds each
     network's particle diameters (and the truth's, first, where complete); `agreement` the
     networks' agreement on the unannotated slices (evaluate.agreement)."""
-    rows, table = [], {}
+    rows, table, validation = [], {}, {}
     for rec in records:
+        members = rec.get("validation") or {}
+        if members:  # one network's own row; an ensemble's networks have theirs
+            validation[rec["model"]] = next(iter(members.values())) if len(members) == 1 else {}
         per_class = {c: rec["classes"][name] for c, name in CLASS_NAMES.items()} \
             if "classes" in rec else None
+        best = validation.get(rec["model"]) or {}
+        extra = {f"best_epoch_{k}": best[k] for k in VALIDATION_KEYS if k in best}
         rows.append(report.wide_row(rec["model"], per_class,
-                                    {k: rec[k] for k in PARTICLE_KEYS if k in rec}))
+                                    {**{k: rec[k] for k in PARTICLE_KEYS if k in rec}, **extra}))
         if per_class:
             table[rec["model"]] = per_class
     md = [f"# {sample}: evaluation", ""]
     if table:
-        md.append(report.table1_markdown(table, records[0]["region"]))
+        md.append(report.table1_markdown(table, records[0]["region"], validation))
     md += ["Pt particles (3D components; equivalent diameter) and volume fractions:", "",
            "| Model | particles | median diameter (nm) | detection P / R / F1 | Pt fraction "
            "| alumina fraction |",

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from ..core.labels import CLASS_NAMES, COLOURS, colour_table
 from ..core.plotting import pyplot, save
 
 
 def patch_examples(path: str | os.PathLike, train, val, count: int = 6) -> None:
-    """A row of training and a row of validation patches, each with its label map."""
+    """A row of training patches and a row of the whole validation slices, each with its label
+    map; grey levels from 0 to the 99.5 % point of the inputs (either normalisation)."""
     plt = pyplot()
     colours = colour_table()  # unlabelled → black
     fig, ax = plt.subplots(4, count, figsize=(2.2 * count, 9))
+    vmax = float(np.percentile(train.images, 99.5)) or 1.0
     for r, (name, ps) in enumerate((("train", train), ("val", val))):
         for c in range(min(count, len(ps.labels))):
-            ax[2 * r, c].imshow(ps.images[c, ps.images.shape[1] // 2], cmap="gray", vmin=0, vmax=0.5)
+            ax[2 * r, c].imshow(ps.images[c, ps.images.shape[1] // 2], cmap="gray", vmin=0,
+                                vmax=vmax)
             ax[2 * r, c].set_title(f"{name} z={ps.slices[c]}" + (" (Pt)" if ps.pt_centred[c] else ""),
                                    fontsize=8)
             ax[2 * r + 1, c].imshow(colours[ps.labels[c]])
@@ -27,10 +32,11 @@ def patch_examples(path: str | os.PathLike, train, val, count: int = 6) -> None:
 
 
 def learning_curves(path: str | os.PathLike, history: list[dict], best_epoch: int, name: str) -> None:
-    """Training loss and validation Dice per class against the epoch."""
+    """Training loss, validation Dice per class (whole slices) and Pt precision / recall (before
+    and after the calibration) against the epoch."""
     plt = pyplot()
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4))
     ax[0].plot(epochs, [h["loss"] for h in history], ".-")
     ax[0].set_xlabel("epoch")
     ax[0].set_title(f"{name}: training loss")
@@ -40,7 +46,16 @@ def learning_curves(path: str | os.PathLike, history: list[dict], best_epoch: in
         a.axvline(best_epoch, color="k", ls="--", lw=0.8)
     ax[1].set_xlabel("epoch")
     ax[1].set_ylim(0, 1)
-    ax[1].set_title("validation Dice")
+    ax[1].set_title("validation Dice (whole slices)")
     ax[1].legend(fontsize=8)
+    for key, style in (("val_precision_pt", "-"), ("val_recall_pt", "--"),
+                       ("val_cal_precision_pt", ":"), ("val_cal_recall_pt", "-.")):
+        if key in history[0]:
+            ax[2].plot(epochs, [h[key] for h in history], style, label=key[4:])
+    ax[2].axvline(best_epoch, color="k", ls="--", lw=0.8)
+    ax[2].set_xlabel("epoch")
+    ax[2].set_ylim(0, 1)
+    ax[2].set_title("Pt precision / recall")
+    ax[2].legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)

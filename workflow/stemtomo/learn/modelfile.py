@@ -1,21 +1,24 @@
 """model.pt, the trained network's file: written by the train rule, read by segmentation.
 
 It holds the weights, the configuration that rebuilds the network, the data it expects (patch
-size, input channels, the normalisation of its training data), the training settings, the best
-epoch with the history, and the provenance record.
+size, input channels, the normalisation of its training data), the Pt calibration (class priors of
+the softmax), the training settings, the best epoch with the history, and the provenance record.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..core.intensity import Normalisation
 from ..core.io import atomic_path
 from .models import build_model
-from .settings import TrainSettings
+from .segmentation import segment_volume
+from .settings import SegmentSettings, TrainSettings
 from .training import TrainResult
 
 
@@ -25,7 +28,15 @@ class ModelFile:
     channels: int               # input channels (2k + 1 for 2.5D context k)
     patch_size: int
     normalisation: Normalisation  # of the training volume
+    priors: list[float] | None  # class weights of the softmax (Pt calibration); None: argmax
     record: dict                # everything else stored (train settings, history, provenance)
+
+    @property
+    def validation(self) -> dict:
+        """The best epoch's figures on the whole validation slices (the history row)."""
+        best = int(self.record.get("best_epoch") or 0)
+        history = self.record.get("history") or []
+        return dict(history[best - 1]) if 0 < best <= len(history) else {}
 
 
 def save_model(path: str, result: TrainResult, patches: dict, settings: TrainSettings,
@@ -34,7 +45,10 @@ def save_model(path: str, result: TrainResult, patches: dict, settings: TrainSet
     with atomic_path(path) as tmp:
         torch.save({"state_dict": result.state_dict, "model": result.model_config,
                     "data": {"patch_size": patches["patch_size"], "channels": patches["channels"],
-                             "normalisation_percentiles": patches["normalisation_percentiles"]},
+                             # older patches.json: the percentiles as a list
+                             "normalisation": patches.get("normalisation",
+                                                          patches.get("normalisation_percentiles"))},
+                    "priors": result.priors,
                     "train": settings.as_dict(), "best_epoch": result.best_epoch,
                     "history": result.history, "provenance": provenance}, tmp)
 
@@ -46,8 +60,40 @@ def load_model(path: str, device: torch.device) -> ModelFile:
     model.load_state_dict(ck["state_dict"])
     model.eval()
     data = ck["data"]
+    norm = data.get("normalisation", data.get("normalisation_percentiles"))  # older files: a list
     return ModelFile(model, int(data["channels"]), int(data["patch_size"]),
-                     Normalisation(*data["normalisation_percentiles"]), ck)
+                     Normalisation.from_record(norm), ck.get("priors"), ck)
+
+
+def input_scaling(nets: list[ModelFile], volume: np.ndarray, setting: str,
+                  source: str = "model.pt") -> Normalisation:
+    """The normalisation segmentation applies: the training's, stored in the model file(s)
+    (`model`), or the model's method recomputed on `volume` (`volume`)."""
+    first = nets[0].normalisation
+    if any(n.normalisation != first for n in nets[1:]):
+        raise ValueError(f"{source}: the ensemble's networks were trained on differently "
+                         "normalised data; retrain them on the same patches")
+    if any(n.channels != nets[0].channels for n in nets[1:]):
+        raise ValueError(f"{source}: the ensemble's networks take different input channels")
+    return first if setting == "model" else Normalisation.of(volume, first.method)
+
+
+def segment_with(nets: list[ModelFile], volume: np.ndarray, device: torch.device,
+                 settings: SegmentSettings, z_range: tuple[int, int] | None = None,
+                 models: list[torch.nn.Module] | None = None,
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Segment `volume` with one network, or with several as an ensemble (the mean of their
+    calibrated probabilities), each with its stored Pt calibration. `models` may replace the
+    networks by compiled forms of them."""
+    models = models or [n.model for n in nets]
+    scaling = input_scaling(nets, volume, settings.normalisation)
+    multiple = math.lcm(*(n.model.multiple for n in nets))
+    one = len(nets) == 1
+    return segment_volume(volume, models[0] if one else models, device, settings,
+                          channels=nets[0].channels, multiple=multiple,
+                          amp=device.type == "cuda", z_range=z_range, normalisation=scaling,
+                          priors=nets[0].priors if one else [n.priors for n in nets],
+                          progress=progress)
 
 
 def initial_weights(path: str, config: dict) -> tuple[dict | None, str]:

@@ -1,10 +1,12 @@
-"""Training patches from a reconstruction and (partial) labels, with spatially disjoint splits.
+"""Training patches and whole validation slices from a reconstruction and (partial) labels, with
+spatially disjoint splits.
 
-Slices are x-y planes (volume[z]), as microscopists annotate them. Train and validation patches come
-from disjoint z-slabs of the annotated slices (never from the same slice), separated by a gap so that
-2.5D context channels never reach across. A configurable fraction of patches is centred on a Pt
-voxel, as nnU-Net oversamples foreground (Isensee et al., Nat. Methods 2021), because Pt is ~0.3 %
-of the voxels.
+Slices are x-y planes (volume[z]), as microscopists annotate them. Training patches and the
+validation slices come from disjoint z-slabs of the annotated slices (never from the same slice),
+separated by a gap so that 2.5D context channels never reach across. A configurable fraction of the
+training patches is centred on a Pt voxel, as nnU-Net oversamples foreground (Isensee et al., Nat.
+Methods 2021), because Pt is ~0.3 % of the voxels. Validation keeps the annotated slices whole, so
+it sees Pt at its true rate.
 """
 
 from __future__ import annotations
@@ -12,17 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..core.annotations import values_problem
 from ..core.errors import InputError
 from ..core.intensity import Normalisation
-from ..core.labels import IGNORE, PT, class_statistics, value_counts
-from .settings import PatchSettings
+from ..core.labels import CLASSES, IGNORE, PT, class_statistics, value_counts
+from .settings import AnnotationNoise, PatchSettings
 
 
 @dataclass
 class PatchSet:
-    images: np.ndarray   # (n, channels, p, p) float32, normalised
+    images: np.ndarray   # (n, channels, p, p) float32, normalised (whole slices: p = y, x sizes)
     labels: np.ndarray   # (n, p, p) uint8, IGNORE where unlabelled
     slices: np.ndarray   # z index of each patch
     centres: np.ndarray  # (n, 2) y, x of each patch centre
@@ -38,15 +41,73 @@ def check_labels(volume: np.ndarray, labels: np.ndarray, source: str) -> None:
         raise InputError(source, *problem)
 
 
-def simulate_annotation(labels: np.ndarray, slices: int) -> np.ndarray:
+def simulate_annotation(labels: np.ndarray, slices: int, noise: AnnotationNoise | None = None,
+                        voxel_nm: float = 1.0, seed: int = 0) -> np.ndarray:
     """Keep `slices` evenly spaced z-slices through the object, as a person would annotate them;
-    everything else becomes IGNORE."""
+    everything else becomes IGNORE. With `noise`, the kept slices get a person's errors: small Pt
+    particles missed (`missed_pt_fraction` of those under `missed_pt_diameter_nm`) and every
+    boundary displaced by a smooth random field of `jitter_px` RMS."""
     occupied = np.flatnonzero((labels > 0).any(axis=(1, 2)))
     lo, hi = (occupied[0], occupied[-1]) if occupied.size else (0, labels.shape[0] - 1)
     keep = np.unique(np.linspace(lo, hi, slices).round().astype(int))
     out = np.full_like(labels, IGNORE)
     out[keep] = labels[keep]
+    if noise is not None:
+        rng = np.random.default_rng([seed, 17])  # its own stream: patch sampling is unchanged
+        missed = _missed_particles(labels, noise, voxel_nm, rng)
+        for z in keep:
+            out[z] = _jitter(_fill_missed(out[z], missed[z]), noise.jitter_px,
+                             noise.jitter_scale_px, rng)
     return out
+
+
+def _missed_particles(labels: np.ndarray, noise: AnnotationNoise, voxel_nm: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Voxels of the Pt particles (3D, 6-connected) a person overlooks: each particle smaller
+    than `missed_pt_diameter_nm` with probability `missed_pt_fraction`."""
+    if noise.missed_pt_fraction <= 0 or noise.missed_pt_diameter_nm <= 0:
+        return np.zeros(labels.shape, bool)
+    ids, n = ndimage.label(labels == PT, structure=ndimage.generate_binary_structure(3, 1))
+    volume = np.bincount(ids.ravel(), minlength=n + 1)[1:] * voxel_nm**3
+    diameter = (6 * volume / np.pi) ** (1 / 3)
+    lost = (diameter < noise.missed_pt_diameter_nm) & (rng.random(n) < noise.missed_pt_fraction)
+    return np.concatenate([[False], lost])[ids]
+
+
+def _fill_missed(label_slice: np.ndarray, missed: np.ndarray) -> np.ndarray:
+    """A slice with the missed Pt pixels given the label of their nearest other pixel (the
+    support they sit on or the vacuum around them)."""
+    if not missed.any():
+        return label_slice
+    pt = label_slice == PT
+    _, (iy, ix) = ndimage.distance_transform_edt(pt, return_indices=True)
+    out = label_slice.copy()
+    out[missed] = label_slice[iy[missed], ix[missed]]
+    return out
+
+
+def _jitter(label_slice: np.ndarray, rms_px: float, scale_px: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """Labels whose boundaries move in or out by a smooth random amount of `rms_px` RMS
+    (correlation length `scale_px`), as a hand-drawn outline wanders: each pixel takes the class
+    of least signed distance (negative inside) plus that class's noise field. Objects stay where
+    they are; a small particle is drawn a little larger or smaller as a whole."""
+    if rms_px <= 0:
+        return label_slice
+    scores = []
+    for c in CLASSES:
+        inside = label_slice == c
+        if not inside.any():
+            scores.append(np.full(label_slice.shape, np.inf))
+            continue
+        # distance of each pixel centre to the class's outline (the pixel edges): ±0.5 next to it
+        signed = np.where(inside, 0.5 - ndimage.distance_transform_edt(inside),
+                          ndimage.distance_transform_edt(~inside) - 0.5)
+        field = ndimage.gaussian_filter(rng.standard_normal(label_slice.shape), scale_px)
+        # two classes' fields meet at a boundary: σ·√2 per class moves it by σ RMS
+        field *= rms_px * np.sqrt(2) / max(float(np.sqrt(np.mean(field**2))), 1e-12)
+        scores.append(signed + field)
+    return np.asarray(CLASSES, np.uint8)[np.argmin(scores, axis=0)]
 
 
 def split_slices(annotated: np.ndarray, val_fraction: float, gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,12 +159,23 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
     return PatchSet(images, out_labels, zs, centres, pt_centred)
 
 
+def whole_slices(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray,
+                 context: int) -> PatchSet:
+    """The given z-slices whole, each with its 2.5D context channels (clipped at the volume's
+    ends, as segmentation clips them)."""
+    nz, ny, nx = volume.shape
+    chans = np.clip(slices[:, None] + np.arange(-context, context + 1)[None, :], 0, nz - 1)
+    n = len(slices)
+    return PatchSet(np.ascontiguousarray(volume[chans]), labels[slices].copy(),
+                    np.asarray(slices), np.tile([ny // 2, nx // 2], (n, 1)), np.zeros(n, bool))
+
+
 def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
             source: str = "labels", split: tuple[list[int], list[int]] | None = None
             ) -> tuple[PatchSet, PatchSet, dict]:
-    """Train and validation patch sets and their record. `split` gives the training and
-    validation slices (a 2D dataset's own parts); else validation is the middle block of the
-    annotated slices (split_slices)."""
+    """Training patches, the whole validation slices, and their record. `split` gives the
+    training and validation slices (a 2D dataset's own parts); else validation is the middle
+    block of the annotated slices (split_slices)."""
     check_labels(volume, labels, source)
     labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
@@ -114,7 +186,7 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
         train_z, val_z = (np.intersect1d(np.asarray(part, int), annotated) for part in split)
     if not (labels == PT).any():  # none at all: not a matter of which slices validate
         raise InputError(source, *values_problem(value_counts(labels)))
-    scale = Normalisation.of(volume)
+    scale = Normalisation.of(volume, settings.normalisation)
     norm = scale.apply(volume)
     rng = np.random.default_rng(settings.seed)
     size, ctx, frac = settings.patch_size, settings.context, settings.pt_fraction
@@ -127,15 +199,14 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
                              "label Pt in those slices (validation is the middle block of the "
                              "annotated slices) or change patches.val_fraction")
     train = sample(norm, labels, train_z, settings.train_patches, size, frac, ctx, rng)
-    val = sample(norm, labels, val_z, settings.val_patches, size, frac, ctx, rng)
+    val = whole_slices(norm, labels, val_z, ctx)
     record = {
         "train_slices": train_z.tolist(), "val_slices": val_z.tolist(),
         "annotated_slices": annotated.tolist(), "patch_size": size, "channels": 2 * ctx + 1,
-        "normalisation_percentiles": scale.as_list(), "pt_fraction": frac,
+        "normalisation": scale.as_record(), "pt_fraction": frac,
         "train": {"patches": len(train.labels), "pt_centred": int(train.pt_centred.sum()),
                   **class_statistics(train.labels)},
-        "val": {"patches": len(val.labels), "pt_centred": int(val.pt_centred.sum()),
-                **class_statistics(val.labels)},
+        "val": {"slices": len(val.labels), **class_statistics(val.labels)},
         "annotated_voxels": class_statistics(labels[annotated]),
     }
     return train, val, record

@@ -4,10 +4,16 @@ Each x-y slice (with its 2.5D neighbours as channels when the model was trained 
 the network whole, reflect-padded to a multiple of 2^depth and cropped back; slices larger than
 `tile` go through in overlapping tiles whose softmax outputs are blended with a Gaussian window
 (as nnU-Net does), so tile borders leave no seams. Optional test-time augmentation averages the
-softmax over the four flips.
+softmax over the four flips. Each network's softmax may be corrected by class priors (the Pt
+calibration stored in model.pt: p_c ∝ w_c·p_c, Saerens et al., Neural Comput. 2002); an ensemble
+averages its networks' corrected probabilities. Training's validation predicts whole slices through
+the same functions (`predict_slices`).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -39,22 +45,38 @@ def gaussian_window(shape: tuple[int, int], sigma_fraction: float = 0.125) -> np
     return np.outer(factor(shape[0]), factor(shape[1])).astype(np.float32)
 
 
-def _class_scores(model: nn.Module, x: torch.Tensor, tile: int, overlap: float, tta: bool,
-                  probabilities: bool) -> torch.Tensor:
-    """Per-class scores of a (b, c, H, W) batch whose argmax is the label: the logits when one
-    whole-slice pass decides it and no probabilities are asked for (softmax is monotonic), else
-    softmax probabilities, flip-averaged and blended over Gaussian-weighted tiles."""
+Priors = Sequence[Sequence[float] | None]
+
+
+def _class_scores(models: Sequence[nn.Module], x: torch.Tensor, tile: int, overlap: float,
+                  tta: bool, probabilities: bool, priors: Priors) -> torch.Tensor:
+    """Per-class scores of a (b, c, H, W) batch whose argmax is the label: the logits (plus the
+    log priors) when one network's whole-slice pass decides it and no probabilities are asked
+    for (softmax is monotonic), else probabilities: each network's softmax flip-averaged, scaled
+    by its priors and renormalised, averaged over the networks, blended over Gaussian-weighted
+    tiles."""
     b, _, h, w = x.shape
     whole = h <= tile and w <= tile
-    if whole and not tta and not probabilities:
-        return model(x)
+    if whole and not tta and not probabilities and len(models) == 1:
+        logits = models[0](x)
+        if priors[0] is None:
+            return logits
+        log_w = torch.tensor([math.log(v) for v in priors[0]], device=x.device)
+        return logits.float() + log_w[None, :, None, None]
 
     def run(v: torch.Tensor) -> torch.Tensor:
-        p = 0
-        for view, dims in (_flips(v) if tta else [(v, ())]):
-            out = torch.softmax(model(view).float(), dim=1)
-            p = p + (out.flip(dims) if dims else out)
-        return p / (4 if tta else 1)
+        total = 0
+        for model, prior in zip(models, priors, strict=True):
+            p = 0
+            for view, dims in (_flips(v) if tta else [(v, ())]):
+                out = torch.softmax(model(view).float(), dim=1)
+                p = p + (out.flip(dims) if dims else out)
+            p = p / (4 if tta else 1)
+            if prior is not None:
+                p = p * torch.tensor(prior, device=v.device)[None, :, None, None]
+                p = p / p.sum(dim=1, keepdim=True)
+            total = total + p
+        return total / len(models)
 
     if whole:
         return run(x)
@@ -72,6 +94,45 @@ def _class_scores(model: nn.Module, x: torch.Tensor, tile: int, overlap: float, 
     return acc / norm
 
 
+def _padded_scores(models: Sequence[nn.Module], x: torch.Tensor, multiple: int, tile: int,
+                   overlap: float, tta: bool, probabilities: bool, priors: Priors,
+                   fmt: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """_class_scores of slices of any size: reflect-padded to a multiple of 2^depth, cropped back."""
+    ny, nx = x.shape[-2:]
+    py, px = (-ny) % multiple, (-nx) % multiple
+    if py or px:
+        mode = "reflect" if py < ny and px < nx else "replicate"
+        x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
+    return _class_scores(models, x.contiguous(memory_format=fmt), tile, overlap, tta,
+                         probabilities, priors)[:, :, :ny, :nx]
+
+
+def _members(model: nn.Module | Sequence[nn.Module], priors) -> tuple[list[nn.Module], list]:
+    """The networks (one, or an ensemble's) and one prior vector (or None) for each."""
+    models = list(model) if isinstance(model, list | tuple) else [model]
+    if priors is None:
+        return models, [None] * len(models)
+    priors = list(priors) if isinstance(model, list | tuple) else [priors]
+    if len(priors) != len(models):
+        raise ValueError(f"{len(priors)} prior vectors for {len(models)} networks")
+    return models, priors
+
+
+def predict_slices(model: nn.Module | Sequence[nn.Module], images: torch.Tensor, multiple: int,
+                   batch: int, device: torch.device, priors=None, tile: int = 1024,
+                   overlap: float = 0.25, amp: bool = False) -> torch.Tensor:
+    """Class probabilities (n, classes, H, W) on the host of normalised whole slices (n, c, H, W),
+    in batches on `device` (where the networks are): what segment_volume computes for them."""
+    models, priors = _members(model, priors)
+    out = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch].to(device, non_blocking=True)
+            out.append(_padded_scores(models, x, multiple, tile, overlap, False, True,
+                                      priors).float().cpu())
+    return torch.cat(out)
+
+
 def labels_from_scores(scores: torch.Tensor) -> torch.Tensor:
     """uint8 argmax over dim 1, the first maximum winning as in torch.argmax. Elementwise passes
     because torch's CPU argmax over a short, strided class axis is ~7× slower."""
@@ -83,21 +144,25 @@ def labels_from_scores(scores: torch.Tensor) -> torch.Tensor:
     return labels
 
 
-def segment_volume(volume: np.ndarray, model: nn.Module, device: torch.device,
-                   settings: SegmentSettings, *, channels: int, multiple: int, amp: bool = False,
-                   z_range: tuple[int, int] | None = None, normalisation: Normalisation | None = None,
+def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
+                   device: torch.device, settings: SegmentSettings, *, channels: int,
+                   multiple: int, amp: bool = False, z_range: tuple[int, int] | None = None,
+                   normalisation: Normalisation | None = None, priors=None,
                    progress: bool = False, block_voxels: int = 2**26
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """(z, y, x) volume → uint8 labels and, with settings.probabilities, float16 class
     probabilities (classes, z, y, x).
 
+    `model` is one network or a list (an ensemble: the mean of their probabilities); `priors`
+    the class-prior weights of its softmax (one sequence per network of an ensemble; None: none).
     `channels` is the network's input (2.5D context: channels // 2 neighbours each side),
-    `multiple` its 2^depth. `z_range` = [start, stop) segments only those slices (a slab job);
-    normalisation (`normalisation`, by default the volume's own) and 2.5D context still use the
-    whole volume, so slabs join into exactly the whole-volume result. The volume goes to `device`
-    in blocks of about `block_voxels` (with their 2.5D context), the next block travelling while
-    the current one is computed; normalisation, padding, softmax and argmax run there, and each
-    block's uint8 labels (and float16 probabilities) come back while the next is computed.
+    `multiple` its 2^depth (an ensemble's: their least common multiple). `z_range` = [start,
+    stop) segments only those slices (a slab job); normalisation (`normalisation`, by default
+    the volume's own) and 2.5D context still use the whole volume, so slabs join into exactly the
+    whole-volume result. The volume goes to `device` in blocks of about `block_voxels` (with their
+    2.5D context), the next block travelling while the current one is computed; normalisation,
+    padding, softmax and argmax run there, and each block's uint8 labels (and float16
+    probabilities) come back while the next is computed.
     Batches are always full (the last one repeats its final slice), so a compiled model and
     cuDNN's autotuner see one shape.
     """
@@ -107,6 +172,7 @@ def segment_volume(volume: np.ndarray, model: nn.Module, device: torch.device,
         raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the "
                          f"{volume.shape[0]} slices")
     norm = normalisation or Normalisation.of(volume)
+    models, priors = _members(model, priors)
     nz, ny, nx = volume.shape
     z_lo, z_hi = z_range or (0, nz)
     batch = settings.batch_size
@@ -122,7 +188,7 @@ def segment_volume(volume: np.ndarray, model: nn.Module, device: torch.device,
         return s0, up.send(volume[s0:min(c1 + k, nz)])
 
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    model = model.to(memory_format=fmt)  # NHWC: the fast layout for bf16 convolutions on GPUs
+    models = [m.to(memory_format=fmt) for m in models]  # NHWC: fast bf16 convolutions on GPUs
     bar = tqdm(total=z_hi - z_lo, desc="segment", unit="slice", disable=not progress)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         upcoming = send(*blocks[0])
@@ -131,8 +197,8 @@ def segment_volume(volume: np.ndarray, model: nn.Module, device: torch.device,
             if i + 1 < len(blocks):
                 upcoming = send(*blocks[i + 1])  # travels while this block is computed
             x_block = norm.apply(up.receive(sent).float())
-            lab, prob = _segment_block(model, x_block, s0, (c0, c1), nz, k, multiple, settings,
-                                       fmt, bar)
+            lab, prob = _segment_block(models, priors, x_block, s0, (c0, c1), nz, k, multiple,
+                                       settings, fmt, bar)
             results = [(lab, labels[c0 - z_lo:c1 - z_lo])]
             if prob is not None:
                 if probs is None:
@@ -144,28 +210,25 @@ def segment_volume(volume: np.ndarray, model: nn.Module, device: torch.device,
     return labels, probs
 
 
-def _segment_block(model: nn.Module, x_block: torch.Tensor, s0: int, block: tuple[int, int],
-                   nz: int, k: int, multiple: int, settings: SegmentSettings,
-                   fmt: torch.memory_format, bar) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _segment_block(models: list[nn.Module], priors: list, x_block: torch.Tensor, s0: int,
+                   block: tuple[int, int], nz: int, k: int, multiple: int,
+                   settings: SegmentSettings, fmt: torch.memory_format,
+                   bar) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Labels (and probabilities) of the slices `block` = [c0, c1) on the device, in full batches,
     from the normalised block `x_block` that starts at slice s0 (its 2.5D context included)."""
     c0, c1 = block
     _, ny, nx = x_block.shape
     device, batch = x_block.device, settings.batch_size
     offsets = np.arange(-k, k + 1)
-    py, px = (-ny) % multiple, (-nx) % multiple
     lab = torch.empty((c1 - c0, ny, nx), dtype=torch.uint8, device=device)
     prob = None
     for z0 in range(c0, c1, batch):
         n = min(batch, c1 - z0)
         zs = np.minimum(np.arange(z0, z0 + batch), c1 - 1)
         idx = np.clip(zs[:, None] + offsets[None, :], 0, nz - 1) - s0
-        x = x_block[to_device(idx, device)]
-        if py or px:  # pad to a multiple of 2^depth by reflection
-            mode = "reflect" if py < ny and px < nx else "replicate"
-            x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
-        scores = _class_scores(model, x.contiguous(memory_format=fmt), settings.tile,
-                               settings.overlap, settings.tta, settings.probabilities)[:n, :, :ny, :nx]
+        scores = _padded_scores(models, x_block[to_device(idx, device)], multiple, settings.tile,
+                                settings.overlap, settings.tta, settings.probabilities, priors,
+                                fmt)[:n]
         lab[z0 - c0:z0 - c0 + n] = labels_from_scores(scores)
         if settings.probabilities:
             if prob is None:

@@ -8,14 +8,25 @@ from ..core.settings import Section
 
 
 @dataclass(frozen=True)
+class AnnotationNoise(Section):
+    """Synthetic samples: a person's annotation errors (schema `patches.annotation_noise`)."""
+
+    jitter_px: float
+    jitter_scale_px: float
+    missed_pt_diameter_nm: float
+    missed_pt_fraction: float
+
+
+@dataclass(frozen=True)
 class PatchSettings(Section):
     SCHEMA = "patches"
 
     annotate_slices: int
+    annotation_noise: AnnotationNoise
     patch_size: int
     train_patches: int
-    val_patches: int
     pt_fraction: float
+    normalisation: str    # percentile | robust (core.intensity)
     context: int          # 2.5D: neighbours on each side as channels
     val_fraction: float
     seed: int
@@ -26,7 +37,8 @@ class TrainSettings(Section):
     """One network's training settings (config.model_settings: per_model merged in)."""
 
     SCHEMA = "train"
-    NOT_FIELDS = frozenset({"models", "per_model"})  # which jobs run, not how one trains
+    # which jobs run, and the preset that filled in defaults (core.config): not how one trains
+    NOT_FIELDS = frozenset({"models", "per_model", "preset"})
 
     base: int
     depth: int
@@ -39,6 +51,8 @@ class TrainSettings(Section):
     class_weights: tuple[float, float, float]
     focal_gamma: float
     patience: int
+    stop_lr_fraction: float
+    calibrate_pt: bool
     intensity_jitter: float
     seed: int
     device: str
@@ -48,10 +62,21 @@ class TrainSettings(Section):
 
 
 @dataclass(frozen=True)
+class Cleanup(Section):
+    """Removal of impossible small components (schema `segment.cleanup`, learn.cleanup)."""
+
+    alumina_min_nm3: float
+    pt_min_nm3: float
+
+
+@dataclass(frozen=True)
 class SegmentSettings(Section):
     SCHEMA = "segment"
 
     tta: bool
+    normalisation: str    # model (the training's scaling) | volume (recomputed on this volume)
+    ensemble: bool        # also segment with all networks together
+    cleanup: Cleanup
     probabilities: bool
     batch_size: int
     tile: int

@@ -2,7 +2,11 @@
 
 Every epoch ends with a checkpoint holding the model, optimiser, schedule, history, the best
 weights so far and both random generators, so a job killed at any point continues as if it had
-never stopped. Early stopping watches the validation Dice of Pt, the rare class that matters.
+never stopped. Validation segments the whole annotated validation slices through segmentation's
+own inference (labelled pixels only, never Pt-enriched patches, whose class prior would reward
+over-predicting Pt); the best epoch is the one of highest Pt Dice there, after the Pt calibration
+(learn.calibration) when it is on. Early stopping waits for the learning rate to decay to
+`stop_lr_fraction` of its start, so it never cuts a schedule short before its decay.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import torch
 from tqdm import tqdm
 
 from ..core.io import atomic_path
-from ..core.labels import CLASS_NAMES, CLASSES, PT
-from ..core.overlap import dice_per_class
+from ..core.labels import CLASSES
+from . import calibration
 from .losses import make_loss
 from .models import build_model
-from .segmentation import labels_from_scores
+from .segmentation import predict_slices
 from .settings import TrainSettings
 from .streaming import to_device
 
@@ -34,6 +38,7 @@ class TrainResult:
     history: list[dict]
     best_epoch: int
     model_config: dict
+    priors: list[float] | None = None  # class weights of the softmax (the Pt calibration)
 
 
 def pick_device(setting: str) -> torch.device:
@@ -98,16 +103,6 @@ def _loss_fn(settings: TrainSettings):
     return make_loss(settings.loss, **options)
 
 
-def _predict(model, images: torch.Tensor, device, batch: int, amp: bool) -> torch.Tensor:
-    out = []
-    model.eval()
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        for i in range(0, len(images), batch):
-            x = images[i:i + batch].to(device, non_blocking=True)
-            out.append(labels_from_scores(model(x)))
-    return torch.cat(out).cpu()
-
-
 def _save(path: str, obj: dict) -> None:
     with atomic_path(path) as tmp:  # a kill mid-write never corrupts the last checkpoint
         torch.save(obj, tmp)
@@ -155,7 +150,8 @@ class _Run:
 def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettings,
           checkpoint: str, stop_after: int | None = None, progress: bool = False,
           init_state: dict | None = None) -> TrainResult:
-    """Train `model_name` on patch sets (dicts with images (n, c, p, p) and labels (n, p, p)).
+    """Train `model_name` on a patch set (a dict with images (n, c, p, p) and labels (n, p, p))
+    and validate it on whole slices (`val_set`: images (m, c, H, W), labels (m, H, W)).
 
     `init_state` (weights of the same architecture, e.g. the previous round's) replaces the
     random initial weights. Resumes from `checkpoint` if it exists and was written by the same
@@ -167,6 +163,9 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
         run.model.load_state_dict(init_state)
     images, labels = on_device(train_set["images"], run.device), on_device(train_set["labels"], run.device)
     val_images = on_device(val_set["images"], run.device)
+    if val_images.shape[1] != images.shape[1]:
+        raise ValueError(f"validation slices have {val_images.shape[1]} channels, the training "
+                         f"patches {images.shape[1]}: rerun the patches stage")
     if images.shape[-1] % run.model.multiple:
         raise ValueError(f"patch size {images.shape[-1]} is not a multiple of {run.model.multiple} "
                          f"(2^depth): change patches.patch_size or train.depth")
@@ -176,8 +175,9 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
     _resume(run, checkpoint, identity, model_name)
     ran = 0
     while run.epoch < settings.epochs:
-        if run.best["epoch"] and run.epoch - run.best["epoch"] >= settings.patience:
-            log.info("early stop: no Pt Dice gain for %d epochs", settings.patience)
+        if _stop_early(run, settings):
+            log.info("early stop at epoch %d: no Pt Dice gain for %d epochs and the learning "
+                     "rate down to %.3g", run.epoch, settings.patience, _lr(run))
             break
         _epoch(run, images, labels, val_images, val_set["labels"], loss_fn, settings, progress)
         _save(checkpoint, {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
@@ -189,7 +189,21 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
         if stop_after is not None and ran >= stop_after:
             break
     state = run.best["state"] or {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-    return TrainResult(state, run.history, run.best["epoch"], run.config)
+    best = run.history[run.best["epoch"] - 1] if run.best["epoch"] else {}
+    priors = calibration.priors_from_log(best["val_pt_log_prior"]) \
+        if "val_pt_log_prior" in best else None
+    return TrainResult(state, run.history, run.best["epoch"], run.config, priors)
+
+
+def _lr(run: _Run) -> float:
+    return float(run.opt.param_groups[0]["lr"])
+
+
+def _stop_early(run: _Run, settings: TrainSettings) -> bool:
+    """No better validation for `patience` epochs, and the rate has decayed (cosine: near the
+    schedule's end; plateau: after its reductions) to `stop_lr_fraction` of its start."""
+    stale = run.best["epoch"] and run.epoch - run.best["epoch"] >= settings.patience
+    return bool(stale) and _lr(run) <= settings.stop_lr_fraction * settings.lr * (1 + 1e-9)
 
 
 def model_config(model_name: str, channels: int, settings: TrainSettings) -> dict:
@@ -238,7 +252,8 @@ def _resume(run: _Run, checkpoint: str, identity: str, model_name: str) -> None:
 
 def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Tensor,
            val_labels: np.ndarray, loss_fn, settings: TrainSettings, progress: bool) -> None:
-    """One pass over the training patches, then validation, schedule step and best weights."""
+    """One pass over the training patches, then validation on the whole slices, schedule step
+    and best weights."""
     run.model.train()
     t0 = time.perf_counter()
     order = run.rng.permutation(len(images))
@@ -251,19 +266,30 @@ def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: to
         total, batches = total + loss, batches + 1  # no per-step host sync
     mean_loss = float(total) / max(batches, 1)  # waits for the GPU: the timing is honest
     seconds = time.perf_counter() - t0
-    pred = _predict(run.model, val_images, run.device, 2 * settings.batch_size, run.amp)
-    dice = dice_per_class(pred.numpy(), val_labels)
+    run.model.eval()
+    probs = predict_slices(run.model, val_images, run.model.multiple, settings.batch_size,
+                           run.device, amp=run.amp).numpy()
+    scores = calibration.validate(probs, val_labels, settings.calibrate_pt)
     run.epoch += 1
-    row = {"epoch": run.epoch, "loss": mean_loss, "lr": run.opt.param_groups[0]["lr"],
-           **{f"val_dice_{CLASS_NAMES[c]}": d for c, d in zip(CLASSES, dice, strict=True)},
+    row = {"epoch": run.epoch, "loss": mean_loss, "lr": _lr(run), **scores,
            "patches_per_s": len(images) / seconds}
     run.history.append(row)
+    score = scores["val_cal_dice_pt" if settings.calibrate_pt else "val_dice_pt"]
     if settings.schedule == "cosine":
         run.sched.step()
     else:
-        run.sched.step(dice[PT])
-    if dice[PT] > run.best["score"]:
-        run.best = {"score": dice[PT], "epoch": run.epoch,
+        run.sched.step(score)
+    if score > run.best["score"]:
+        run.best = {"score": score, "epoch": run.epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}}
-    log.info("epoch %d: loss %.4f, val Dice bg %.3f alumina %.3f Pt %.3f, %.0f patches/s",
-             run.epoch, row["loss"], *dice, row["patches_per_s"])
+    log.info("epoch %d: loss %.4f, val Dice bg %.3f alumina %.3f Pt %.3f (P %.3f R %.3f)%s, "
+             "%.0f patches/s", run.epoch, row["loss"], row["val_dice_background"],
+             row["val_dice_alumina"], row["val_dice_pt"], row["val_precision_pt"],
+             row["val_recall_pt"], _calibrated(row), row["patches_per_s"])
+
+
+def _calibrated(row: dict) -> str:
+    if "val_pt_log_prior" not in row:
+        return ""
+    return (f"; calibrated (Pt log prior {row['val_pt_log_prior']:+.2f}) Pt {row['val_cal_dice_pt']:.3f} "
+            f"(P {row['val_cal_precision_pt']:.3f} R {row['val_cal_recall_pt']:.3f})")

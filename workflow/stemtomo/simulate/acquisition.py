@@ -7,7 +7,9 @@ scattering per nm of each material is therefore density × Σ Z^γ over its form
 that Pt scatters `pt_scatter_per_nm` of the beam per nm. Counts are Poisson in the dose per pixel,
 plus Gaussian detector noise and a dark level. Projections are computed on a grid `oversample`
 times finer than the detector, then misaligned (tilt-axis rotation and offset, per-tilt shifts)
-and binned to detector pixels, so no reconstruction projector reproduces them exactly.
+and binned to detector pixels, so no reconstruction projector reproduces them exactly. An optional
+Gaussian blur of each projection (`haadf.blur_nm`, σ) stands for the probe tail, drift within a
+frame and residual alignment error: the partial-volume blur of real tomograms.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..core import geometry
 from ..tomo import joseph
@@ -148,8 +151,11 @@ def _acquire(density_fine: np.ndarray, angles: np.ndarray, shifts: np.ndarray, g
     fine_nm = params.pixel_size_nm / over
     canvas, field = density_fine.shape[1], params.size * over
     crop = slice((canvas - field) // 2, (canvas + field) // 2)  # the detector on a larger canvas
+    blur = haadf.blur_nm / fine_nm  # σ on the fine grid
     for i, fine in enumerate(joseph.projections(density_fine, angles, canvas, voxel_length=fine_nm,
                                                 progress=progress)):
+        if blur > 0:
+            fine = ndimage.gaussian_filter(fine, blur, mode="nearest")
         fine = geometry.raw_from_aligned(fine, mis.axis_angle_deg, mis.axis_offset_px * over,
                                          shifts[i] * over, order=1)[crop, crop]
         lam = np.clip(geometry.bin_mean(fine, over), 0, None) * dose_per_px * gain[i]

@@ -54,6 +54,7 @@ class HaadfSettings(Section):
     detector_noise: float
     dark_level: float
     intensity_jitter: float
+    blur_nm: float
 
 
 @dataclass(frozen=True)
