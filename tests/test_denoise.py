@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from conftest import stage
@@ -18,6 +19,7 @@ from stemtomo.learn.denoise_data import SplitPairs, context_planes, from_planes,
 from stemtomo.learn.denoise_figures import bright_line, comparison
 from stemtomo.learn.denoise_split import reconstruct_split, split_tilts
 from stemtomo.learn.settings import DenoiseSettings
+from stemtomo.prep.inputs import check_inputs
 from stemtomo.recon.reconstruct import reconstruct
 from stemtomo.recon.settings import ReconstructSettings
 from stemtomo.tomo.projectors import make_projector
@@ -124,6 +126,28 @@ def test_x_to_1_pairs_take_the_mean_of_the_other_splits():
         SplitPairs(splits[:1])
 
 
+def test_bright_draws_follow_the_input_intensity_and_never_the_target():
+    # K=2: particle A in both splits, B only in split 0 (noise of split 0, say); backgrounds are
+    # negative (no weight) and tell the target apart: split 0 at −0.01, split 1 at −0.02
+    a, b = (slice(None), slice(4, 8), slice(4, 8)), (slice(None), slice(36, 40), slice(36, 40))
+    splits = [np.full((4, 48, 48), -0.01 * (j + 1), np.float32) for j in range(2)]
+    for j, s in enumerate(splits):
+        s[a] = 10.0
+        if j == 0:
+            s[b] = 20.0
+    pairs = SplitPairs(splits)
+    x, y = pairs.draw(np.random.default_rng(4), 200, 16, context=0, bright=1.0)
+    target0 = np.isclose(np.median(y, axis=(1, 2)), -0.01)
+    has_a, has_b = ((x[:, 0] == v).any(axis=(1, 2)) for v in (10, 20))  # 16 px: never both
+    assert 40 < target0.sum() < 160
+    assert has_a[target0].all() and not (y[target0] == 20).any()  # its input (split 1) has no B
+    assert 0.5 < has_b[~target0].mean() < 0.85  # split 1's input is split 0: B is 2/3 of it
+    x, _ = pairs.draw(np.random.default_rng(4), 200, 16, context=0, bright=0.0)
+    assert (x >= 10).any(axis=(1, 2, 3)).mean() < 0.3  # uniform draws rarely show them
+    x, _ = pairs.draw(np.random.default_rng(4), 200, 16, context=0, bright=0.5)
+    assert 0.5 < (x >= 10).any(axis=(1, 2, 3)).mean() < 0.8
+
+
 class _Centre(torch.nn.Module):
     """A stand-in network that returns its input's centre plane: the output is then the input."""
 
@@ -224,6 +248,35 @@ def test_config_refuses_denoising_what_has_no_tilts(sample, key, words):
         validate_config({"samples": {"d": sample}, **top})
     assert f"config {key}:" in str(e.value) or f"{key}:" in str(e.value)
     assert words in str(e.value)
+
+
+def test_splits_beyond_a_quarter_of_the_tilts_are_refused_before_any_job(tmp_path):
+    cfg = validate_config({"samples": {"s": {"simulate": {"tilt": {"start": -60, "stop": 60,
+                                                                   "step": 10}}}},
+                           "denoise": {"enabled": True, "splits": 4}})
+    with pytest.raises(ConfigError) as e:
+        check_inputs(cfg, tmp_path)
+    assert str(e.value) == ("config denoise.splits: 4 splits of 13 tilts (samples.s.simulate.tilt): "
+                            "Noise2Inverse needs at least 2 subsets of at least 4 tilts each\n"
+                            "  fix: use between 2 and 3 splits")
+    tifffile.imwrite(tmp_path / "ts.tif", np.zeros((13, 16, 16), np.float32))
+    cfg = validate_config({"samples": {"t": {"tiltseries": "ts.tif", "import": {
+        "exclude_indices": [0, 12, 40]}, "denoise": {"enabled": True, "splits": 3}}}})
+    with pytest.raises(ConfigError) as e:
+        check_inputs(cfg, tmp_path)  # 40 is beyond the series: 11 tilts at most
+    assert str(e.value) == ("config samples.t.denoise.splits: 3 splits of 11 tilts (at most: the "
+                            "header of ts.tif less 2 exclude_indices): Noise2Inverse needs at "
+                            "least 2 subsets of at least 4 tilts each\n  fix: use 2 splits")
+    cfg["samples"]["t"]["denoise"]["splits"] = 2
+    check_inputs(cfg, tmp_path)  # 2 splits of 11: fine
+    cfg = validate_config({"samples": {"s": {"simulate": {"tilt": {"start": -10, "stop": 10,
+                                                                   "step": 5}}}},
+                           "denoise": {"enabled": True}})
+    with pytest.raises(ConfigError, match="(?s)2 splits of 5 tilts.*fix: the series needs at least 8 "
+                       "tilts: set denoise.enabled: false"):
+        check_inputs(cfg, tmp_path)
+    cfg["denoise"]["enabled"] = False
+    check_inputs(cfg, tmp_path)  # off: nothing to check
 
 
 def test_a_volume_sample_may_opt_out_of_a_top_level_denoise():

@@ -107,7 +107,7 @@ def _epoch(run: _Run, pairs: SplitPairs, settings: DenoiseSettings) -> dict:
     run.model.train()
     t0 = time.perf_counter()
     inputs, targets = pairs.draw(run.rng, settings.patches_per_epoch, settings.patch_size,
-                                 settings.context)
+                                 settings.context, settings.bright_fraction)
     x, y = on_device(inputs, run.device), on_device(targets, run.device)
     total, batches = torch.zeros((), device=run.device), 0
     for i in range(0, len(x), settings.batch_size):

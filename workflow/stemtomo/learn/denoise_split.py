@@ -12,20 +12,9 @@ import numpy as np
 from ..core.errors import InputError
 from ..recon.reconstruct import reconstruct
 from ..recon.settings import ReconstructSettings
-from ..tomo.algorithms import interleaved_subsets
+from ..tomo.algorithms import split_tilts
 
-MIN_TILTS = 4  # fewer tilts per subset give sub-volumes that are mostly streaks
-
-
-def split_tilts(n_tilts: int, splits: int, key: str = "denoise.splits") -> list[np.ndarray]:
-    """K disjoint subsets of the tilt indices 0..n-1, interleaved by angle (0, K, 2K, …), that
-    together cover every tilt; each spans the whole tilt range."""
-    if not 2 <= splits <= n_tilts // MIN_TILTS:
-        raise InputError(key, f"{splits} splits of {n_tilts} tilts: Noise2Inverse needs at least 2 "
-                         f"subsets of at least {MIN_TILTS} tilts each",
-                         f"use between 2 and {n_tilts // MIN_TILTS} splits" if n_tilts >= 2 * MIN_TILTS
-                         else f"the series needs at least {2 * MIN_TILTS} tilts: set denoise.enabled: false")
-    return interleaved_subsets(n_tilts, splits)
+__all__ = ["reconstruct_split", "split_tilts"]
 
 
 def reconstruct_split(stack: np.ndarray, angles: np.ndarray, settings: ReconstructSettings,

@@ -100,6 +100,7 @@ class DenoiseSettings(Section):
     context: int          # 2.5D: neighbouring planes along the tilt axis on each side
     patch_size: int
     patches_per_epoch: int
+    bright_fraction: float  # share of patches centred ∝ input intensity (learn.denoise_data)
     epochs: int
     batch_size: int
     lr: float

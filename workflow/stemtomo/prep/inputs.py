@@ -21,6 +21,9 @@ from ..core.images import read_image
 from ..core.precheck import VolumeShape, reconstruction_shape, shape_mismatch, value_counts_cached
 from ..core.readers import read_header, read_shape
 from ..core.samples import start_point, volume_shape
+from ..simulate.acquisition import tilt_angles
+from ..simulate.settings import TiltRange
+from ..tomo.algorithms import split_tilts
 from .slices import load_dataset
 
 
@@ -46,6 +49,7 @@ def check_inputs(config: dict, workdir: str | Path = ".") -> None:
             _as_config_error(f"config {key}.slices", load_dataset, sample["slices"],
                              encoding_of(sample, key), f"config {key}.slices", workdir)
             continue
+        check_denoise_splits(config, name, workdir)
         expected = expected_shape(config, name, workdir)
         for entry, encoding in (("labels", encoding_of(sample, key)), ("truth", STEMTOMO)):
             if entry in sample:
@@ -60,6 +64,41 @@ def _as_config_error(key: str, check, *args) -> None:
         raise
     except InputError as exc:
         raise ConfigError(key, f"{exc.source}: {exc.problem}", exc.fix) from None
+
+
+def tilt_count(config: dict, sample: str, workdir: Path) -> tuple[int, str] | None:
+    """The number of tilts the sample's series has at most, and where that comes from: its
+    simulate.tilt range, or its file's header less import.exclude_indices (exclude_angles and the
+    alignment's dropped frames can only lower it); None where neither tells."""
+    s = config["samples"][sample]
+    kind = start_point(s)
+    if kind == "simulate" and (s.get("simulate") or {}).get("tilt"):
+        n = len(tilt_angles(TiltRange.from_section(s["simulate"]["tilt"])))
+        return n, f" (samples.{sample}.simulate.tilt)"
+    if kind != "tiltseries":
+        return None
+    try:
+        shape = read_shape(workdir / s["tiltseries"])
+    except InputError:
+        return None  # the import job says why
+    dropped = {i for i in stage_settings(config, sample, "import")["exclude_indices"]
+               if 0 <= i < shape[0]}
+    return shape[0] - len(dropped), (f" (at most: the header of {s['tiltseries']}"
+                                     + (f" less {len(dropped)} exclude_indices)" if dropped else ")"))
+
+
+def check_denoise_splits(config: dict, sample: str, workdir: Path) -> None:
+    """denoise.splits ≤ tilts / 4, before any job (else the first denoise_split job fails)."""
+    if not stage_settings(config, sample, "denoise")["enabled"]:
+        return
+    counted = tilt_count(config, sample, workdir)
+    if counted is None:
+        return
+    key = setting_key(config, sample, "denoise", "splits")
+    try:
+        split_tilts(counted[0], stage_settings(config, sample, "denoise")["splits"], key, counted[1])
+    except InputError as exc:
+        raise ConfigError(f"config {key}", exc.problem, exc.fix) from None
 
 
 def expected_shape(config: dict, sample: str, workdir: Path) -> VolumeShape | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from ..core.errors import InputError
 from .projectors import Projector
 
 EPS = 1e-6
@@ -25,6 +26,23 @@ def interleaved_subsets(n_tilts: int, subsets: int) -> list[np.ndarray]:
     the whole tilt range (Hudson & Larkin 1994)."""
     subsets = max(1, min(subsets, n_tilts))
     return [np.arange(s, n_tilts, subsets) for s in range(subsets)]
+
+
+MIN_SPLIT_TILTS = 4  # Noise2Inverse: fewer tilts per subset give sub-volumes that are mostly streaks
+
+
+def split_tilts(n_tilts: int, splits: int, key: str = "denoise.splits",
+                counted: str = "") -> list[np.ndarray]:
+    """K disjoint subsets of the tilt indices 0..n-1, interleaved by angle (0, K, 2K, …), that
+    together cover every tilt (Noise2Inverse's sub-reconstructions); `counted` says where the tilt
+    count came from, for the error."""
+    most = n_tilts // MIN_SPLIT_TILTS
+    if not 2 <= splits <= most:
+        fix = (f"use between 2 and {most} splits" if most > 2 else "use 2 splits") if most >= 2 \
+            else f"the series needs at least {2 * MIN_SPLIT_TILTS} tilts: set denoise.enabled: false"
+        raise InputError(key, f"{splits} splits of {n_tilts} tilts{counted}: Noise2Inverse needs "
+                         f"at least 2 subsets of at least {MIN_SPLIT_TILTS} tilts each", fix)
+    return interleaved_subsets(n_tilts, splits)
 
 
 def subset_projectors(projector: Projector, subsets: int) -> list[tuple[np.ndarray, Projector]]:
