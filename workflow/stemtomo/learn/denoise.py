@@ -15,7 +15,6 @@ generators) lets a killed job resume exactly where it stopped.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -24,12 +23,11 @@ import torch
 from tqdm import tqdm
 
 from ..core.intensity import Normalisation
-from ..core.io import atomic_path
 from .denoise_data import SplitPairs, context_planes, from_planes, to_planes
 from .models import build_model
 from .settings import DenoiseSettings
 from .streaming import to_device
-from .training import fingerprint, on_device, pick_device, training_step
+from .training import fingerprint, load_checkpoint, on_device, pick_device, save_checkpoint, training_step
 
 log = logging.getLogger("stemtomo.denoise")
 
@@ -76,30 +74,10 @@ def _identity(settings: DenoiseSettings, pairs: SplitPairs) -> str:
                        *({"images": t, "labels": none} for t in pairs.targets))
 
 
-def _save(run: _Run, path: str, identity: str) -> None:
-    state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-             "scheduler": run.sched.state_dict(), "history": run.history, "epoch": run.epoch,
-             "numpy_rng": run.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-             "fingerprint": identity}
-    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous checkpoint intact
-        torch.save(state, tmp)
-
-
 def _resume(run: _Run, path: str, identity: str) -> None:
-    ck = torch.load(path, map_location="cpu", weights_only=False) if os.path.exists(path) else None
-    if ck is not None and ck.get("fingerprint") != identity:
-        log.info("ignoring %s: written by a run with other settings or sub-volumes", path)
-        ck = None
-    if ck is None:
-        return
-    run.model.load_state_dict(ck["model"])
-    run.opt.load_state_dict(ck["optimizer"])
-    run.sched.load_state_dict(ck["scheduler"])
-    run.history, run.epoch = ck["history"], ck["epoch"]
-    run.rng.bit_generator.state = ck["numpy_rng"]
-    torch.set_rng_state(ck["torch_rng"])
-    run.resumed_from = run.epoch
-    log.info("resuming the denoiser from epoch %d", run.epoch)
+    if load_checkpoint(path, run, identity) is not None:
+        run.resumed_from = run.epoch
+        log.info("resuming the denoiser from epoch %d", run.epoch)
 
 
 def _epoch(run: _Run, pairs: SplitPairs, settings: DenoiseSettings) -> dict:
@@ -138,7 +116,7 @@ def train_denoiser(pairs: SplitPairs, settings: DenoiseSettings, checkpoint: str
     while run.epoch < settings.epochs and (stop_after is None or ran < stop_after):
         row = _epoch(run, pairs, settings)
         run.history.append(row)
-        _save(run, checkpoint, identity)
+        save_checkpoint(checkpoint, run, identity)
         log.info("epoch %d: loss %.3g, %.0f patches/s", row["epoch"], row["loss"],
                  row["patches_per_s"])
         bar.update()

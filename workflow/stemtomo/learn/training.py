@@ -103,9 +103,35 @@ def _loss_fn(settings: TrainSettings):
     return make_loss(settings.loss, **options)
 
 
-def _save(path: str, obj: dict) -> None:
-    with atomic_path(path) as tmp:  # a kill mid-write never corrupts the last checkpoint
-        torch.save(obj, tmp)
+def save_checkpoint(path: str, run, identity: str, **extra) -> None:
+    """Everything a resumable run (`run`: model, opt, sched, rng, history, epoch) needs to go on
+    exactly where it stopped, plus `extra`; written atomically (a kill mid-write never corrupts
+    the last checkpoint)."""
+    state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+             "scheduler": run.sched.state_dict(), "history": run.history, "epoch": run.epoch,
+             "numpy_rng": run.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+             "fingerprint": identity, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str, run, identity: str) -> dict | None:
+    """Restore `run` from `path` if this very run (same `identity`) wrote it; the checkpoint
+    (for its `extra` entries), else None."""
+    # on the host: the RNG state must stay a CPU tensor, and the best weights are kept there
+    ck = torch.load(path, map_location="cpu", weights_only=False) if os.path.exists(path) else None
+    if ck is not None and ck.get("fingerprint") != identity:
+        log.info("ignoring %s: written by a run with other settings or data", path)
+        ck = None
+    if ck is None:
+        return None
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    run.history, run.epoch = ck["history"], ck["epoch"]
+    run.rng.bit_generator.state = ck["numpy_rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    return ck
 
 
 def _as_arrays(state: dict) -> dict:
@@ -180,11 +206,7 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
                      "rate down to %.3g", run.epoch, settings.patience, _lr(run))
             break
         _epoch(run, images, labels, val_images, val_set["labels"], loss_fn, settings, progress)
-        _save(checkpoint, {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-                           "scheduler": run.sched.state_dict(), "history": run.history,
-                           "best": run.best, "epoch": run.epoch,
-                           "numpy_rng": run.rng.bit_generator.state,
-                           "torch_rng": torch.get_rng_state(), "fingerprint": identity})
+        save_checkpoint(checkpoint, run, identity, best=run.best)
         ran += 1
         if stop_after is not None and ran >= stop_after:
             break
@@ -232,20 +254,10 @@ def _setup(model_name: str, channels: int, settings: TrainSettings) -> _Run:
 
 def _resume(run: _Run, checkpoint: str, identity: str, model_name: str) -> None:
     """Continue from `checkpoint` if this very run wrote it."""
-    # on the host: the RNG state must stay a CPU tensor, and the best weights are kept there
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False) \
-        if os.path.exists(checkpoint) else None
-    if ck is not None and ck.get("fingerprint") != identity:
-        log.info("ignoring %s: written by a run with other settings or data", checkpoint)
-        ck = None
+    ck = load_checkpoint(checkpoint, run, identity)
     if ck is None:
         return
-    run.model.load_state_dict(ck["model"])
-    run.opt.load_state_dict(ck["optimizer"])
-    run.sched.load_state_dict(ck["scheduler"])
-    run.history, run.best, run.epoch = ck["history"], ck["best"], ck["epoch"]
-    run.rng.bit_generator.state = ck["numpy_rng"]
-    torch.set_rng_state(ck["torch_rng"])
+    run.best = ck["best"]
     log.info("resuming %s from epoch %d (best Pt Dice %.3f)", model_name, run.epoch,
              run.best["score"])
 
