@@ -25,7 +25,7 @@ print(json.dumps(mods))
 PY
 # GPU tests: only the files that hold them (the workflow tests need Snakemake, absent there)
 timeout -k 5 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_reconstruction.py \
-  tests/test_training.py tests/test_segmentation.py > "$out/pytest_gpu.txt" 2>&1
+  tests/test_training.py tests/test_segmentation.py tests/test_denoise.py > "$out/pytest_gpu.txt" 2>&1
 echo "pytest -m gpu exit $?" >> "$out/pytest_gpu.txt"
 tail -3 "$out/pytest_gpu.txt"
 # STEPS="learn:300" runs only that benchmark (name:seconds)
