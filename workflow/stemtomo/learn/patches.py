@@ -19,7 +19,7 @@ from scipy import ndimage
 from ..core.annotations import values_problem
 from ..core.errors import InputError
 from ..core.intensity import Normalisation
-from ..core.labels import CLASSES, IGNORE, PT, class_statistics, value_counts
+from ..core.labels import IGNORE, PT, class_statistics, value_counts
 from .settings import AnnotationNoise, PatchSettings
 
 
@@ -88,26 +88,18 @@ def _fill_missed(label_slice: np.ndarray, missed: np.ndarray) -> np.ndarray:
 
 def _jitter(label_slice: np.ndarray, rms_px: float, scale_px: float,
             rng: np.random.Generator) -> np.ndarray:
-    """Labels whose boundaries move in or out by a smooth random amount of `rms_px` RMS
-    (correlation length `scale_px`), as a hand-drawn outline wanders: each pixel takes the class
-    of least signed distance (negative inside) plus that class's noise field. Objects stay where
-    they are; a small particle is drawn a little larger or smaller as a whole."""
+    """Labels carried by a smooth random displacement field of `rms_px` RMS per axis
+    (correlation length `scale_px`), as a hand-drawn outline wanders: a boundary moves along its
+    normal by `rms_px` RMS, a small particle shifts a little as a whole. A warp keeps each
+    object's area on average (nearest-neighbour sampling of a shifted shape is unbiased), where
+    perturbing each class's signed distance grew particles of 2-6 px by 12-25 % in area."""
     if rms_px <= 0:
         return label_slice
-    scores = []
-    for c in CLASSES:
-        inside = label_slice == c
-        if not inside.any():
-            scores.append(np.full(label_slice.shape, np.inf))
-            continue
-        # distance of each pixel centre to the class's outline (the pixel edges): ±0.5 next to it
-        signed = np.where(inside, 0.5 - ndimage.distance_transform_edt(inside),
-                          ndimage.distance_transform_edt(~inside) - 0.5)
+    grid = np.indices(label_slice.shape, dtype=float)
+    for axis in range(2):
         field = ndimage.gaussian_filter(rng.standard_normal(label_slice.shape), scale_px)
-        # two classes' fields meet at a boundary: σ·√2 per class moves it by σ RMS
-        field *= rms_px * np.sqrt(2) / max(float(np.sqrt(np.mean(field**2))), 1e-12)
-        scores.append(signed + field)
-    return np.asarray(CLASSES, np.uint8)[np.argmin(scores, axis=0)]
+        grid[axis] += field * rms_px / max(float(np.sqrt(np.mean(field**2))), 1e-12)
+    return ndimage.map_coordinates(label_slice, grid, order=0, mode="nearest")
 
 
 def split_slices(annotated: np.ndarray, val_fraction: float, gap: int) -> tuple[np.ndarray, np.ndarray]:
