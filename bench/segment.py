@@ -51,7 +51,8 @@ def load_config(overrides: list[str]) -> tuple[dict, str]:
 
 
 def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Reconstruction, clean truth and voxel size of the preset's sample (cached)."""
+    """Reconstruction (denoised when the config enables denoise), clean truth and voxel size of
+    the preset's sample (cached)."""
     from stemtomo.core.readers import RawSeries
     from stemtomo.prep.importer import import_tiltseries
     from stemtomo.prep.settings import ImportSettings
@@ -64,26 +65,72 @@ def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndar
     making = {k: stage_settings(cfg, sample, k) for k in ("import", "reconstruct")}
     key = hashlib.sha256(json.dumps([sim_cfg, making], sort_keys=True).encode()).hexdigest()[:12]
     path = cache / f"data-{key}.npz"
+    denoise = stage_settings(cfg, sample, "denoise")
     if path.exists():
         with np.load(path) as f:
-            return f["volume"], f["truth"], float(f["voxel_nm"]), json.loads(str(f["record"]))
+            data = {k: f[k] for k in f.files}
+    else:
+        t0 = time.perf_counter()
+        sim = simulate(SimulateSettings.from_section(sim_cfg))
+        px = sim_cfg["pixel_size_nm"]
+        imported = import_tiltseries(RawSeries(sim.tiltseries, "simulated", None, px),
+                                     [float(a) for a in sim.angles], px,
+                                     ImportSettings.from_section(making["import"]))
+        volume, _ = reconstruct(imported.stack, imported.angles,
+                                ReconstructSettings.from_section(making["reconstruct"]), threads=2)
+        record = {"class_fractions": sim.truth["class_fractions"],
+                  "pt_particles": len(sim.truth["pt_particles"]),
+                  "pt_median_diameter_nm": float(np.median([p["diameter_nm"]
+                                                             for p in sim.truth["pt_particles"]])),
+                  "seconds": round(time.perf_counter() - t0, 1)}
+        data = {"volume": volume, "truth": sim.labels, "voxel_nm": np.float64(px),
+                "record": np.str_(json.dumps(record)), "density": sim.density,
+                "stack": imported.stack, "angles": np.asarray(imported.angles)}
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **data)
+    record = json.loads(str(data["record"]))
+    volume = data["volume"]
+    if denoise["enabled"]:
+        volume, record["denoise"] = denoised(data, denoise, making["reconstruct"], cache, key)
+    if "density" in data:
+        from stemtomo.learn.denoise_data import relative_error
+
+        record["volume_error_vs_density"] = round(relative_error(volume, data["density"]), 4)
+    return volume, data["truth"], float(data["voxel_nm"]), record
+
+
+def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> tuple[np.ndarray, dict]:
+    """The denoise stage's calls on the cached series: K sub-reconstructions with the main
+    reconstruction's settings, Noise2Inverse, applied to the reconstruction (cached)."""
+    import tempfile
+
+    from stemtomo.learn.denoise import denoise_volume
+    from stemtomo.learn.denoise_split import reconstruct_split
+    from stemtomo.learn.settings import DenoiseSettings
+    from stemtomo.recon.settings import ReconstructSettings
+
+    dkey = hashlib.sha256(json.dumps(denoise, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache / f"data-{key}-denoised-{dkey}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return f["volume"], json.loads(str(f["record"]))
+    if "stack" not in data:
+        raise SystemExit(f"{cache}/data-{key}.npz predates the denoise option: delete it")
+    settings = DenoiseSettings.from_section(denoise)
     t0 = time.perf_counter()
-    sim = simulate(SimulateSettings.from_section(sim_cfg))
-    px = sim_cfg["pixel_size_nm"]
-    imported = import_tiltseries(RawSeries(sim.tiltseries, "simulated", None, px),
-                                 [float(a) for a in sim.angles], px,
-                                 ImportSettings.from_section(making["import"]))
-    volume, _ = reconstruct(imported.stack, imported.angles,
-                            ReconstructSettings.from_section(making["reconstruct"]), threads=2)
-    record = {"class_fractions": sim.truth["class_fractions"],
-              "pt_particles": len(sim.truth["pt_particles"]),
-              "pt_median_diameter_nm": float(np.median([p["diameter_nm"]
-                                                         for p in sim.truth["pt_particles"]])),
-              "seconds": round(time.perf_counter() - t0, 1)}
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, volume=volume, truth=sim.labels, voxel_nm=px,
-                        record=json.dumps(record))
-    return volume, sim.labels, px, record
+    splits = [reconstruct_split(data["stack"], data["angles"],
+                                ReconstructSettings.from_section(recon), k, settings.splits,
+                                threads=2)[0] for k in range(settings.splits)]
+    with tempfile.TemporaryDirectory() as tmp:
+        volume, run = denoise_volume(data["volume"], splits, settings, str(Path(tmp) / "ck.pt"))
+    record = {"seconds": round(time.perf_counter() - t0, 1), "epochs": run["epochs"],
+              "final_loss": run["loss"][-1]}
+    if "density" in data:
+        from stemtomo.learn.denoise_data import relative_error
+
+        record["raw_error_vs_density"] = round(relative_error(data["volume"], data["density"]), 4)
+    np.savez_compressed(path, volume=volume, record=json.dumps(record))
+    return volume, record
 
 
 def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, voxel_nm: float,

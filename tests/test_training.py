@@ -95,6 +95,19 @@ class Generous(torch.nn.Module):
                            dim=1) + self.w
 
 
+def test_a_run_from_earlier_weights_fine_tunes_at_a_fraction_of_the_rate(tmp_path):
+    """A correction round (init_from: previous) restarted at full rate undid what the network
+    had learnt (bench/annotation_paths.py): its schedule now runs at lr × finetune_lr_fraction."""
+    tr, va = toy_set(64, 0), toy_set(16, 1)
+    first = train("unet", tr, va, settings(epochs=8, lr=0.01), str(tmp_path / "a.pt"))
+    scratch = train("unet", tr, va, settings(epochs=3, lr=0.01), str(tmp_path / "b.pt"))
+    tuned = train("unet", tr, va, settings(epochs=3, lr=0.01, finetune_lr_fraction=0.1),
+                  str(tmp_path / "c.pt"), init_state=first.state_dict)
+    assert [h["lr"] for h in tuned.history] == pytest.approx([0.1 * h["lr"] for h in scratch.history])
+    best = max(h["val_cal_dice_pt"] for h in first.history)
+    assert tuned.history[0]["val_cal_dice_pt"] > best - 0.05  # it starts where the first run ended
+
+
 def overlapping_classes(n: int, pt_share: float, seed: int) -> dict:
     """Pixels whose intensity depends on the class but overlaps: background U(0, 0.3), alumina
     U(0.4, 0.8), Pt U(0.7, 1.0), Pt making up `pt_share` of them."""

@@ -59,6 +59,7 @@ class TrainSettings(Section):
     amp: bool
     compile: bool
     init_from: str        # none | previous
+    finetune_lr_fraction: float
 
 
 @dataclass(frozen=True)

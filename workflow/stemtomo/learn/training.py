@@ -180,10 +180,13 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
     and validate it on whole slices (`val_set`: images (m, c, H, W), labels (m, H, W)).
 
     `init_state` (weights of the same architecture, e.g. the previous round's) replaces the
-    random initial weights. Resumes from `checkpoint` if it exists and was written by the same
-    run (same model, settings, data and initial weights). `stop_after` ends this call after that
+    random initial weights, and the rate becomes `lr × finetune_lr_fraction`. Resumes from
+    `checkpoint` if it exists and was written by the same run (same model, settings, data and
+    initial weights). `stop_after` ends this call after that
     many epochs (used to test resuming); normally training runs to `epochs` or early stopping.
     """
+    if init_state is not None:  # fine-tuning: the whole schedule at a fraction of the rate
+        settings = settings.replace(lr=settings.lr * settings.finetune_lr_fraction)
     run = _setup(model_name, int(train_set["images"].shape[1]), settings)
     if init_state is not None:
         run.model.load_state_dict(init_state)
