@@ -34,6 +34,7 @@ from stemtomo.core.labels import CLASS_NAMES  # noqa: E402
 PRESET = ROOT / "workflow" / "presets" / "hard.yaml"
 SAVE: Path | None = None  # where segmentations are kept (--save-labels)
 SLAB_MARGIN: int | None = None  # segment only the validation slab ± this many slices (--slab)
+PATCH_VALIDATION = 0  # validate on this many Pt-enriched patches instead (--patch-validation)
 
 
 def load_config(overrides: list[str]) -> tuple[dict, str]:
@@ -141,6 +142,7 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
     segmented by these networks (whole volume evaluated), with both input scalings."""
     import torch
 
+    from stemtomo.core.labels import class_statistics
     from stemtomo.core.overlap import dice_per_class
     from stemtomo.evaluate.stage import summary
     from stemtomo.learn.modelfile import load_model, save_model
@@ -155,6 +157,9 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
     # the annotation against the clean truth: how far a person's labels are from the objects
     noise_floor = dice_per_class(annotation[annotated], truth[annotated])
     train_set, val_set, prec = extract(volume, annotation, ps)
+    if PATCH_VALIDATION:  # the recipe before issue 17: validation on Pt-enriched patches
+        val_set = patch_validation(volume, annotation, prec["val_slices"], ps)
+        prec["val"] = {"patches": PATCH_VALIDATION, **class_statistics(val_set.labels)}
     sets = [{"images": p.images, "labels": p.labels} for p in (train_set, val_set)]
     seg = SegmentSettings.from_section(stage_settings(cfg, sample, "segment"))
     out = {"patches": {k: prec[k] for k in ("train_slices", "val_slices", "train", "val")},
@@ -205,6 +210,19 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
         out["transfer"] = transfer_rows(nets, seg, *transfer, voxel_nm)
     _, out["table1_md"] = summary(sample, records, {}, [])
     return out
+
+
+def patch_validation(volume: np.ndarray, annotation: np.ndarray, val_slices: list[int], ps):
+    """The validation set of the recipe before issue 17: PATCH_VALIDATION patches of the
+    validation slices drawn like the training patches (pt_fraction centred on Pt), so that Pt
+    fills ~2 % of their pixels instead of ~0.3 % in whole slices."""
+    from stemtomo.core.intensity import Normalisation
+    from stemtomo.learn.patches import sample
+
+    norm = Normalisation.of(volume, ps.normalisation).apply(volume)
+    rng = np.random.default_rng([ps.seed, 1])
+    return sample(norm, annotation, np.asarray(val_slices), PATCH_VALIDATION, ps.patch_size,
+                  ps.pt_fraction, ps.context, rng)
 
 
 def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.ndarray,
@@ -308,6 +326,9 @@ def main() -> None:
     parser.add_argument("--transfer", action="store_true",
                         help="also segment a second sample (seed 2, twice the Pt) with these "
                              "networks, with the training's and the volume's own input scaling")
+    parser.add_argument("--patch-validation", type=int, default=0, metavar="N",
+                        help="validate (early stopping, best epoch, calibration) on N Pt-enriched "
+                             "patches of the validation slices, as before issue 17 (128 there)")
     parser.add_argument("--slab", type=int, default=None, metavar="MARGIN",
                         help="segment only the evaluated validation slab and MARGIN slices on "
                              "each side (faster; the particle counts then cover the slab only)")
@@ -318,14 +339,15 @@ def main() -> None:
     out_dir = Path(args.out)
     work = out_dir / args.name
     work.mkdir(parents=True, exist_ok=True)
-    global SAVE, SLAB_MARGIN
+    global SAVE, SLAB_MARGIN, PATCH_VALIDATION
     SAVE = work if args.save_labels else None
     SLAB_MARGIN = args.slab
+    PATCH_VALIDATION = args.patch_validation
     cfg, sample = load_config(args.set)
     t0 = time.perf_counter()
     volume, truth, voxel_nm, data = build_data(cfg, sample, out_dir)
     result = {"benchmark": "segment", "recipe": args.name, "overrides": args.set,
-              "slab_margin": args.slab,
+              "slab_margin": args.slab, "patch_validation": args.patch_validation,
               "machine": f"{os.cpu_count()} CPU cores, torch threads 2, no GPU",
               "volume": list(volume.shape), "voxel_nm": voxel_nm, "data": data}
     transfer = None
