@@ -93,9 +93,11 @@ def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndar
     volume = data["volume"]
     if denoise["enabled"]:
         volume, record["denoise"] = denoised(data, denoise, making["reconstruct"], cache, key)
-    if "density" in data:
+    if "density" in data:  # the reconstruction's and, when denoised, the denoised volume's
         from stemtomo.learn.denoise_data import relative_error
 
+        record["reconstruction_error_vs_density"] = round(
+            relative_error(data["volume"], data["density"]), 4)
         record["volume_error_vs_density"] = round(relative_error(volume, data["density"]), 4)
     return volume, data["truth"], float(data["voxel_nm"]), record
 
@@ -126,10 +128,6 @@ def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> t
         volume, run = denoise_volume(data["volume"], splits, settings, str(Path(tmp) / "ck.pt"))
     record = {"seconds": round(time.perf_counter() - t0, 1), "epochs": run["epochs"],
               "final_loss": run["loss"][-1]}
-    if "density" in data:
-        from stemtomo.learn.denoise_data import relative_error
-
-        record["raw_error_vs_density"] = round(relative_error(data["volume"], data["density"]), 4)
     np.savez_compressed(path, volume=volume, record=json.dumps(record))
     return volume, record
 

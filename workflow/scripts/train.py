@@ -31,10 +31,6 @@ def main(smk) -> None:
         config = model_config(smk.wildcards.model, patches["channels"], settings)
         init, why = initial_weights(smk.params.previous, config)
         log.info("init_from previous: %s", why)
-        if init is not None:
-            log.info("fine-tuning at lr %.3g (train.finetune_lr_fraction %.3g of %.3g)",
-                     settings.lr * settings.finetune_lr_fraction, settings.finetune_lr_fraction,
-                     settings.lr)
     result = train(smk.wildcards.model, train_set, val_set, settings, smk.params.checkpoint,
                    progress=True, init_state=init)
     save_model(smk.output.model, result, patches, settings, provenance.record(smk))

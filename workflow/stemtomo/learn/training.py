@@ -182,10 +182,13 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
     `init_state` (weights of the same architecture, e.g. the previous round's) replaces the
     random initial weights, and the rate becomes `lr × finetune_lr_fraction`. Resumes from
     `checkpoint` if it exists and was written by the same run (same model, settings, data and
-    initial weights). `stop_after` ends this call after that
-    many epochs (used to test resuming); normally training runs to `epochs` or early stopping.
+    initial weights). `stop_after` ends this call after that many epochs (used to test
+    resuming); normally training runs to `epochs` or early stopping.
     """
     if init_state is not None:  # fine-tuning: the whole schedule at a fraction of the rate
+        log.info("fine-tuning at lr %.3g (train.finetune_lr_fraction %.3g of %.3g)",
+                 settings.lr * settings.finetune_lr_fraction, settings.finetune_lr_fraction,
+                 settings.lr)
         settings = settings.replace(lr=settings.lr * settings.finetune_lr_fraction)
     run = _setup(model_name, int(train_set["images"].shape[1]), settings)
     if init_state is not None:

@@ -89,14 +89,15 @@ def tilt_count(config: dict, sample: str, workdir: Path) -> tuple[int, str] | No
 
 def check_denoise_splits(config: dict, sample: str, workdir: Path) -> None:
     """denoise.splits ≤ tilts / 4, before any job (else the first denoise_split job fails)."""
-    if not stage_settings(config, sample, "denoise")["enabled"]:
+    denoise = stage_settings(config, sample, "denoise")
+    if not denoise["enabled"]:
         return
     counted = tilt_count(config, sample, workdir)
     if counted is None:
         return
     key = setting_key(config, sample, "denoise", "splits")
     try:
-        split_tilts(counted[0], stage_settings(config, sample, "denoise")["splits"], key, counted[1])
+        split_tilts(counted[0], denoise["splits"], key, counted[1])
     except InputError as exc:
         raise ConfigError(f"config {key}", exc.problem, exc.fix) from None
 
