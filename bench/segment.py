@@ -9,6 +9,9 @@ epochs; timings) and writes Table 1 as markdown next to it.
 
     .venv/bin/python bench/segment.py --name baseline
     .venv/bin/python bench/segment.py --name context1 --set patches.context=1
+
+With --preset config.yaml --from-results results/demo the sample is the demo's, its volume and
+truth taken from a pipeline run (the demo is misaligned: this script does not align).
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ PRESET = ROOT / "workflow" / "presets" / "hard.yaml"
 SAVE: Path | None = None  # where segmentations are kept (--save-labels)
 SLAB_MARGIN: int | None = None  # segment only the validation slab ± this many slices (--slab)
 PATCH_VALIDATION = 0  # validate on this many Pt-enriched patches instead (--patch-validation)
+REUSE = False  # the recipe's networks saved by an earlier run, not trained again (--reuse)
 
 
-def load_config(overrides: list[str]) -> tuple[dict, str]:
+def load_config(overrides: list[str], preset: Path = PRESET) -> tuple[dict, str]:
     """The preset's config with `section.key=value` overrides (values in YAML), validated."""
-    cfg = yaml.safe_load(PRESET.read_text())
+    cfg = yaml.safe_load(Path(preset).read_text())
     sample = next(iter(cfg["samples"]))
     for item in overrides:
         key, value = item.split("=", 1)
@@ -102,6 +106,18 @@ def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndar
     return volume, data["truth"], float(data["voxel_nm"]), record
 
 
+def from_results(res: Path) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """A pipeline run's volume (denoised where it was), clean truth and voxel size."""
+    from stemtomo.core.readers import read_tiltseries
+
+    path = res / "02b_denoise" / "volume.tif"
+    path = path if path.is_file() else res / "02_recon" / "volume.tif"
+    vol = read_tiltseries(str(path))
+    truth = read_tiltseries(str(res / "00_simulate" / "labels.tif")).data
+    return (vol.data.astype(np.float32), np.asarray(truth), float(vol.pixel_size_nm),
+            {"from_results": str(path)})
+
+
 def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> tuple[np.ndarray, dict]:
     """The denoise stage's calls on the cached series: K sub-reconstructions with the main
     reconstruction's settings, Noise2Inverse, applied to the reconstruction (cached)."""
@@ -143,7 +159,7 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
     from stemtomo.core.labels import class_statistics
     from stemtomo.core.overlap import dice_per_class
     from stemtomo.evaluate.stage import summary
-    from stemtomo.learn.modelfile import load_model, save_model
+    from stemtomo.learn.modelfile import calibrate_ensemble, load_model, save_model
     from stemtomo.learn.patches import extract, simulate_annotation
     from stemtomo.learn.settings import PatchSettings, SegmentSettings, TrainSettings
 
@@ -168,17 +184,24 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
     for name in stage_settings(cfg, sample, "train")["models"]:
         settings = TrainSettings.from_section(model_settings(cfg, sample, name))
         t0 = time.perf_counter()
-        result, raw_best = train_tracked(name, sets, settings, work / f"{name}.ckpt")
+        if REUSE:  # this recipe's saved networks (same patches: same config and seeds)
+            if not (work / f"{name}.pt").is_file():
+                raise SystemExit(f"--reuse: {work / name}.pt is missing; run without --reuse")
+            raw_best = None
+        else:
+            result, raw_best = train_tracked(name, sets, settings, work / f"{name}.ckpt")
+            save_model(str(work / f"{name}.pt"), result, prec, settings, {"bench": "segment"})
         t_train = time.perf_counter() - t0
-        save_model(str(work / f"{name}.pt"), result, prec, settings, {"bench": "segment"})
         nets[name] = load_model(str(work / f"{name}.pt"), torch.device("cpu"))
-        row = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
-               "pt_prior": None if result.priors is None else round(result.priors[-1], 4),
+        row = {"epochs_run": len(nets[name].record["history"]),
+               "best_epoch": nets[name].record["best_epoch"],
+               "pt_prior": None if nets[name].priors is None else round(nets[name].priors[-1], 4),
                "best_validation": {k: round(v, 4) for k, v in nets[name].validation.items()
-                                   if k.startswith("val_")}, "train_s": round(t_train, 1)}
+                                   if k.startswith("val_")},
+               "train_s": None if REUSE else round(t_train, 1)}
         record, row["segment_s"], row["before_cleanup"] = segment_and_evaluate(
             [nets[name]], name, volume, truth, voxel_nm, prec["val_slices"], seg)
-        if nets[name].priors is not None:
+        if nets[name].priors is not None and raw_best is not None:
             # the same weights without the Pt prior, and the whole-slice validation without
             # calibration: the epoch of best argmax Pt Dice, argmax decision
             row["argmax"] = _row([_with(nets[name], priors=None)], f"{name}~argmax", volume,
@@ -186,7 +209,7 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
             raw_nets[name] = _with(nets[name], state=raw_best["state"], priors=None)
             row["uncalibrated_selection"] = {"epoch": raw_best["epoch"], **_row(
                 [raw_nets[name]], f"{name}~uncalibrated", volume, truth, voxel_nm, prec, seg)}
-        if last:
+        if last and not REUSE:
             row["last_epoch"] = _row([_with(nets[name], state=torch.load(
                 work / f"{name}.ckpt", map_location="cpu", weights_only=False)["model"])],
                 f"{name}~last", volume, truth, voxel_nm, prec, seg)
@@ -194,11 +217,18 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
         out["models"][name] = {**row, **record["table"]}
         records.append(record)
         print(f"{name}: {json.dumps(out['models'][name])}", file=sys.stderr, flush=True)
-    if len(nets) > 1 and seg.ensemble:
+    if len(nets) > 1 and seg.ensemble:  # as the calibrate_ensemble and segment rules do
+        fit = calibrate_ensemble(list(nets.values()), val_set.images, val_set.labels,
+                                 torch.device("cpu"), seg.batch_size, seg.tta)
         record, seconds, raw = segment_and_evaluate(list(nets.values()), "ensemble", volume,
-                                                    truth, voxel_nm, prec["val_slices"], seg)
-        out["models"]["ensemble"] = {"segment_s": seconds, "before_cleanup": raw,
-                                     **record["table"]}
+                                                    truth, voxel_nm, prec["val_slices"], seg, fit)
+        out["models"]["ensemble"] = {
+            "pt_prior": None if fit["priors"] is None else round(fit["priors"][-1], 4),
+            "validation": {k: round(v, 4) for k, v in fit["validation"].items()},
+            "segment_s": seconds, "before_cleanup": raw, **record["table"],
+            # the mean of the calibrated networks without the ensemble's own prior
+            "without_own_prior": _row(list(nets.values()), "ensemble~mean", volume, truth,
+                                      voxel_nm, prec, seg)}
         if raw_nets:
             out["models"]["ensemble"]["uncalibrated_selection"] = _row(
                 list(raw_nets.values()), "ensemble~uncalibrated", volume, truth, voxel_nm, prec,
@@ -224,31 +254,34 @@ def patch_validation(volume: np.ndarray, annotation: np.ndarray, val_slices: lis
 
 
 def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.ndarray,
-                         voxel_nm: float, val_slices: list[int] | None, seg) -> tuple[dict, float, dict]:
-    """segment_with (the segment_slab rule's call), the clean-up (the segment rule's) and
-    evaluate_model: the record (with its Table 1 row under "table"), seconds, the row before
-    the clean-up."""
+                         voxel_nm: float, val_slices: list[int] | None, seg,
+                         fit: dict | None = None) -> tuple[dict, float, dict]:
+    """segment_with (the segment_slab rule's call; `fit`: an ensemble's calibrate_ensemble), the
+    clean-up (the segment rule's) and evaluate_model: the record (with its Table 1 row under
+    "table"), seconds, the row before the clean-up."""
     import torch
 
     from stemtomo.evaluate.stage import evaluate_model
     from stemtomo.learn.cleanup import clean_labels
     from stemtomo.learn.modelfile import segment_with
 
+    prior = fit["priors"] if fit else None
     t0 = time.perf_counter()
     if SLAB_MARGIN is None or not val_slices:
-        labels, _ = segment_with(nets, volume, torch.device("cpu"), seg)
+        labels, _ = segment_with(nets, volume, torch.device("cpu"), seg, ensemble_prior=prior)
     else:  # only the evaluated slab and a margin for the 3D clean-up; background elsewhere
         z0 = max(0, min(val_slices) - SLAB_MARGIN)
         z1 = min(volume.shape[0], max(val_slices) + 1 + SLAB_MARGIN)
         labels = np.zeros(volume.shape, np.uint8)
-        labels[z0:z1] = segment_with(nets, volume, torch.device("cpu"), seg, (z0, z1))[0]
+        labels[z0:z1] = segment_with(nets, volume, torch.device("cpu"), seg, (z0, z1),
+                                     ensemble_prior=prior)[0]
     seconds = round(time.perf_counter() - t0, 1)
     if SAVE is not None:  # for clean-up studies on the very labels (bench --save-labels)
         np.save(SAVE / f"{name}-{seg.normalisation}-{len(val_slices or [])}.npy", labels)
     raw, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices)
     labels, cleaned = clean_labels(labels, voxel_nm, seg.cleanup.alumina_min_nm3,
                                    seg.cleanup.pt_min_nm3)
-    validation = {name: {}} if len(nets) > 1 else {name: nets[0].validation}
+    validation = {name: nets[0].validation if len(nets) == 1 else (fit or {}).get("validation", {})}
     record, _, _ = evaluate_model(name, labels, truth, voxel_nm, val_slices,
                                   validation=validation)
     record["table"] = {**table_row(record), "cleanup": cleaned}
@@ -327,6 +360,14 @@ def main() -> None:
     parser.add_argument("--patch-validation", type=int, default=0, metavar="N",
                         help="validate (early stopping, best epoch, calibration) on N Pt-enriched "
                              "patches of the validation slices, as before issue 17 (128 there)")
+    parser.add_argument("--preset", default=str(PRESET),
+                        help="the config whose first sample is benchmarked (default: the hard preset)")
+    parser.add_argument("--from-results", default=None, metavar="DIR",
+                        help="take the volume (02b_denoise or 02_recon/volume.tif) and the truth "
+                             "(00_simulate/labels.tif) from a pipeline run's results/<sample>")
+    parser.add_argument("--reuse", action="store_true",
+                        help="segment and evaluate with the networks an earlier run of this --name "
+                             "saved, without training (for changes after training; no --last)")
     parser.add_argument("--slab", type=int, default=None, metavar="MARGIN",
                         help="segment only the evaluated validation slab and MARGIN slices on "
                              "each side (faster; the particle counts then cover the slab only)")
@@ -337,15 +378,20 @@ def main() -> None:
     out_dir = Path(args.out)
     work = out_dir / args.name
     work.mkdir(parents=True, exist_ok=True)
-    global SAVE, SLAB_MARGIN, PATCH_VALIDATION
+    global SAVE, SLAB_MARGIN, PATCH_VALIDATION, REUSE
+    REUSE = args.reuse
     SAVE = work if args.save_labels else None
     SLAB_MARGIN = args.slab
     PATCH_VALIDATION = args.patch_validation
-    cfg, sample = load_config(args.set)
+    cfg, sample = load_config(args.set, args.preset)
     t0 = time.perf_counter()
-    volume, truth, voxel_nm, data = build_data(cfg, sample, out_dir)
+    if args.from_results:
+        volume, truth, voxel_nm, data = from_results(Path(args.from_results))
+    else:
+        volume, truth, voxel_nm, data = build_data(cfg, sample, out_dir)
     result = {"benchmark": "segment", "recipe": args.name, "overrides": args.set,
               "slab_margin": args.slab, "patch_validation": args.patch_validation,
+              "reused_networks": args.reuse,
               "machine": f"{os.cpu_count()} CPU cores, torch threads 2, no GPU",
               "volume": list(volume.shape), "voxel_nm": voxel_nm, "data": data}
     transfer = None
@@ -357,9 +403,10 @@ def main() -> None:
     result.update(run_recipe(copy.deepcopy(cfg), sample, volume, truth, voxel_nm, work,
                              args.last, transfer))
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    (work / "table1.md").write_text(result["table1_md"])
+    suffix = "-reused" if args.reuse else ""  # the training run's own result stays
+    (work / f"table1{suffix}.md").write_text(result["table1_md"])
     result = _finite(result)
-    (work / "result.json").write_text(json.dumps(result, indent=1))
+    (work / f"result{suffix}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result))
 
 

@@ -120,20 +120,18 @@ def test_training_validates_on_the_annotated_pixels_of_whole_slices(monkeypatch,
     assert (20, 28) in seen  # whole slices (padded to the model's multiple: 28 is one)
 
 
-def test_the_stored_calibration_reaches_segmentation_and_the_ensemble(tmp_path):
-    """A network that over-calls Pt, calibrated on slices as training does: model.pt keeps the
-    prior, and segmentation through model.pt then calls as many Pt pixels on those slices as
-    are annotated (fewer than the argmax). The ensemble of two calibrated networks segments the
-    mean of their calibrated probabilities."""
-    torch = pytest.importorskip("torch")
-    import dataclasses
+def over_calling_net(tmp_path):
+    """A tiny network that over-calls Pt, calibrated on slices as training does, saved and
+    loaded through model.pt: (the network, the volume, its annotation, the argmax's Pt count).
+    The annotation holds Pt on a fifth of the pixels the argmax calls Pt (its most confident)."""
+    import torch
 
     from conftest import stage
     from stemtomo.core.intensity import Normalisation
-    from stemtomo.learn.modelfile import load_model, save_model, segment_with
+    from stemtomo.learn.modelfile import load_model, save_model
     from stemtomo.learn.models import build_model
     from stemtomo.learn.segmentation import predict_slices
-    from stemtomo.learn.settings import SegmentSettings, TrainSettings
+    from stemtomo.learn.settings import TrainSettings
     from stemtomo.learn.training import TrainResult
 
     torch.manual_seed(0)
@@ -151,7 +149,6 @@ def test_the_stored_calibration_reaches_segmentation_and_the_ensemble(tmp_path):
         model.head.bias[PT] -= float(np.quantile(margins, 0.7))
     probs = predict()
     argmax_pt = int((cal.decide(probs) == PT).sum())
-    # the annotation: Pt on a fifth of the pixels the network calls Pt (its most confident)
     margins, _ = cal.pt_margins(probs, np.zeros(volume.shape, np.uint8))
     labels = np.zeros(volume.shape, np.uint8)
     labels.reshape(-1)[np.argsort(-margins)[:argmax_pt // 5]] = PT
@@ -163,6 +160,21 @@ def test_the_stored_calibration_reaches_segmentation_and_the_ensemble(tmp_path):
     save_model(str(tmp_path / "m.pt"), result, patches, stage(TrainSettings), {})
     net = load_model(str(tmp_path / "m.pt"), torch.device("cpu"))
     assert net.priors == pytest.approx(cal.priors_from_log(log_prior))
+    return net, volume, labels, argmax_pt
+
+
+def test_the_stored_calibration_reaches_segmentation_and_the_ensemble(tmp_path):
+    """model.pt keeps the prior, and segmentation through model.pt then calls as many Pt pixels
+    on the calibration slices as are annotated (fewer than the argmax). The ensemble of two
+    networks segments the mean of their calibrated probabilities."""
+    torch = pytest.importorskip("torch")
+    import dataclasses
+
+    from conftest import stage
+    from stemtomo.learn.modelfile import segment_with
+    from stemtomo.learn.settings import SegmentSettings
+
+    net, volume, _, argmax_pt = over_calling_net(tmp_path)
     seg = stage(SegmentSettings, probabilities=True)
     calibrated, p_cal = segment_with([net], volume, torch.device("cpu"), seg)
     plain, p_plain = segment_with([dataclasses.replace(net, priors=None)], volume,
@@ -177,3 +189,34 @@ def test_the_stored_calibration_reaches_segmentation_and_the_ensemble(tmp_path):
     clear = np.diff(np.sort(mean, axis=0)[-2:], axis=0)[0] > 1e-2
     assert (both[clear] == mean.argmax(axis=0)[clear]).all()
     assert (calibrated == PT).sum() < (both == PT).sum() < (plain == PT).sum()
+
+
+def test_the_ensemble_is_calibrated_on_its_own_mean(tmp_path):
+    """Two calibrated networks whose mean over-calls Pt (one calibrated, one with a prior of 1):
+    calibrate_ensemble fits a prior on the validation slices that lowers Pt so that the
+    ensemble's segmentation of those slices calls as many Pt pixels as are annotated, with
+    precision = recall there; with an uncalibrated network the ensemble stays an argmax."""
+    torch = pytest.importorskip("torch")
+    import dataclasses
+
+    from conftest import stage
+    from stemtomo.learn.modelfile import calibrate_ensemble, segment_with
+    from stemtomo.learn.settings import SegmentSettings
+
+    net, volume, labels, argmax_pt = over_calling_net(tmp_path)
+    loose = dataclasses.replace(net, priors=[1.0, 1.0, 1.0])  # "calibrated" to the argmax
+    images = net.normalisation.apply(volume)[:, None]
+    cpu, seg = torch.device("cpu"), stage(SegmentSettings)
+    fit = calibrate_ensemble([net, loose], images, labels, cpu)
+    row = fit["validation"]
+    assert fit["priors"][PT] < 1 and fit["priors"][:PT] == [1.0, 1.0]
+    assert row["val_precision_pt"] < row["val_recall_pt"] - 0.1  # the mean over-calls
+    assert row["val_cal_precision_pt"] == pytest.approx(row["val_cal_recall_pt"], abs=0.01)
+    mean, _ = segment_with([net, loose], volume, cpu, seg)
+    own, _ = segment_with([net, loose], volume, cpu, seg, ensemble_prior=fit["priors"])
+    assert (mean == PT).sum() > 1.2 * (labels == PT).sum()
+    assert (own == PT).sum() == pytest.approx((labels == PT).sum(), abs=argmax_pt * 0.01)
+    off = calibrate_ensemble([net, dataclasses.replace(net, priors=None)], images, labels, cpu)
+    assert off["priors"] is None and "val_cal_dice_pt" not in off["validation"]
+    with pytest.raises(ValueError, match="needs an ensemble"):
+        segment_with([net], volume, cpu, seg, ensemble_prior=fit["priors"])

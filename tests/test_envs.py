@@ -185,3 +185,17 @@ def test_scanner_follows_relative_imports_across_subpackages():
     found = third_party_imports(LIB / "align" / "stage.py")
     assert {"numpy", "scipy", "tqdm"} <= found
     assert {"torch", "astra"} <= found  # lazily, inside the GPU projector
+
+
+def test_every_gpu_rule_gets_a_gpu_partition_in_the_slurm_profile():
+    """A rule declaring `gpu=1` that the SLURM profile leaves to the defaults would ask for a GPU
+    on the CPU partition (the executor turns gpu into --gpus), and the job would never start."""
+    profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
+    declared = {m.group(1) for smk in RULES.glob("*.smk")
+                for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M)
+                if re.search(r"^\s+gpu=1,", m.group(2), re.M)}
+    assert {"align", "reconstruct_slab", "train", "segment_slab", "calibrate_ensemble",
+            "denoise"} <= declared
+    missing = {r for r in declared
+               if profile["set-resources"].get(r, {}).get("slurm_partition") != "gpu"}
+    assert not missing, f"workflow/profiles/slurm/config.yaml: give {sorted(missing)} the GPU partition"

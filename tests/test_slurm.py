@@ -19,7 +19,8 @@ from smk import ROOT, TINY, planned_jobs, snakemake
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 CONFIG = {"samples": {"tiny": {**TINY, "train": {**TINY["train"], "models": ["unet"]}}}}
-GPU_RULES = ("align", "reconstruct_slab", "train", "segment_slab")
+GPU_RULES = ("align", "reconstruct_slab", "train", "segment_slab", "calibrate_ensemble",
+             "denoise_split", "denoise")
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,9 @@ def test_dry_run_of_the_shipped_config_shows_the_dag(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "align": 1,
                                "reconstruct_slab": 1, "reconstruct": 1, "annotations": 1,
-                               "patches": 1, "train": 3, "segment_slab": 4, "segment": 4,
-                               "evaluate_model": 4, "agreement": 1, "evaluate": 1, "export": 4,
+                               "patches": 1, "train": 3, "calibrate_ensemble": 1,
+                               "segment_slab": 4, "segment": 4, "evaluate_model": 4,
+                               "agreement": 1, "evaluate": 1, "export": 4,
                                "all": 1}  # three networks + ensemble
 
 
@@ -37,7 +38,7 @@ def test_slurm_profile_gives_gpu_rules_a_gpu_and_their_memory(tmp_path):
     for m in re.finditer(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", r.stdout, re.M):
         resources[m.group(1)] = dict(kv.split("=", 1) for kv in m.group(2).split(", "))
     for rule, mem in (("align", "32000"), ("reconstruct_slab", "64000"), ("train", "32000"),
-                      ("segment_slab", "32000")):
+                      ("segment_slab", "32000"), ("calibrate_ensemble", "16000")):
         assert resources[rule]["gpu"] == "1" and resources[rule]["slurm_partition"] == "gpu", rule
         assert resources[rule]["mem_mb"] == mem, rule
     assert "gpu" not in resources["patches"] and resources["patches"]["slurm_partition"] == "cpu"
@@ -126,7 +127,8 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     evaluation = {"evaluate_model": 3, "agreement": 1, "evaluate": 1,
                   "export": 3}  # two networks + ensemble
     after_align = {"reconstruct_slab": 1, "reconstruct": 1, "annotations": 1, "patches": 1,
-                   "train": 2, "segment_slab": 3, "segment": 3, **evaluation, "all": 1}
+                   "train": 2, "calibrate_ensemble": 1, "segment_slab": 3, "segment": 3,
+                   **evaluation, "all": 1}
     changed = {"samples": {"tiny": TINY}, "import": {"normalize": "none"}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {
         "import_tiltseries": 1, "align": 1, **after_align}
@@ -135,14 +137,16 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     changed = {"samples": {"tiny": TINY}, "reconstruct": {"iterations": 20}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == after_align
     changed = {"samples": {"tiny": TINY}, "patches": {"pt_fraction": 0.5}}
-    segmentation = {"segment_slab": 3, "segment": 3, **evaluation, "all": 1}
+    segmentation = {"calibrate_ensemble": 1, "segment_slab": 3, "segment": 3, **evaluation,
+                    "all": 1}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"patches": 1, "train": 2,
                                                                **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"lr": 0.01}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {"train": 2, **segmentation}
     changed = {"samples": {"tiny": TINY}, "train": {"per_model": {"unet": {"lr": 0.01}}}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == {  # that model's and the ensemble's
-        "train": 1, "segment_slab": 2, "segment": 2, "evaluate_model": 2, "agreement": 1,
+        "train": 1, "calibrate_ensemble": 1, "segment_slab": 2, "segment": 2,
+        "evaluate_model": 2, "agreement": 1,
         "evaluate": 1, "export": 2, "all": 1}
     changed = {"samples": {"tiny": TINY}, "segment": {"tta": True}}
     assert planned_jobs(snakemake(tmp_path, changed, "-n")) == segmentation
@@ -169,7 +173,7 @@ def test_alignment_can_be_skipped(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned_jobs(r) == {"simulate": 1, "import_tiltseries": 1, "reconstruct_slab": 1,
                                "reconstruct": 1, "annotations": 1, "patches": 1, "train": 2,
-                               "segment_slab": 3, "segment": 3, "evaluate_model": 3,
+                               "calibrate_ensemble": 1, "segment_slab": 3, "segment": 3, "evaluate_model": 3,
                                "agreement": 1, "evaluate": 1, "export": 3, "all": 1}
     assert "results/tiny/00_import/tiltseries.tif" in r.stdout.split("rule reconstruct_slab")[1]
 

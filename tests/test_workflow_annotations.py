@@ -65,7 +65,8 @@ def test_own_volume_and_napari_masks_give_the_simulated_path_s_table(simulated):
     truth = tifffile.imread(res / "sim/00_simulate/labels.tif")
     export_masks(work, truth, [14, 33])
     plan = planned_jobs(snakemake(work, config, "-n"))
-    assert plan == {"annotations": 1, "patches": 1, "train": 2, "segment_slab": 3, "segment": 3,
+    assert plan == {"annotations": 1, "patches": 1, "train": 2, "calibrate_ensemble": 1,
+                    "segment_slab": 3, "segment": 3,
                     "evaluate_model": 3, "agreement": 1, "evaluate": 1, "export": 3,
                     "all": 1}  # two networks and their ensemble
     config["samples"]["vol"] = {**vol, "train": {**TINY["train"], "init_from": "previous"}}

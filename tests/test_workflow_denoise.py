@@ -19,7 +19,8 @@ pytestmark = pytest.mark.workflow
 
 # three networks and their ensemble (segment.ensemble) segmented, evaluated and exported
 SHIPPED_JOBS = {"simulate": 1, "import_tiltseries": 1, "align": 1, "reconstruct_slab": 1,
-                "reconstruct": 1, "annotations": 1, "patches": 1, "train": 3, "segment_slab": 4,
+                "reconstruct": 1, "annotations": 1, "patches": 1, "train": 3,
+                "calibrate_ensemble": 1, "segment_slab": 4,
                 "segment": 4, "evaluate_model": 4, "agreement": 1, "evaluate": 1, "export": 4,
                 "all": 1}
 

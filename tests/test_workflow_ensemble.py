@@ -30,7 +30,9 @@ def test_the_ensemble_is_segmented_evaluated_and_exported_like_a_network(tmp_pat
         assert f"| {model} | " in md
     assert "Precision / recall, pooled over the same voxels:" in md
     assert "Training's best epoch on the whole validation slices" in md
-    assert "| ensemble | — | — | — | — | — |" in md  # its networks have their own rows
+    # the ensemble's row: no epoch, its figures on the same slices with its own calibration
+    row = next(line for line in md.splitlines() if line.startswith("| ensemble | — | "))
+    assert row != "| ensemble | — | — | — | — | — |"
     rows = (res / "06_evaluate/metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["unet", "attention_res_unet", "ensemble"]
     assert "best_epoch_val_cal_dice_pt" in rows[0]
@@ -38,11 +40,17 @@ def test_the_ensemble_is_segmented_evaluated_and_exported_like_a_network(tmp_pat
     assert ensemble.shape == (48, 48, 48) and ensemble.max() <= 2
     record = json.loads((res / "05_segment/ensemble/segment.json").read_text())
     assert record["cleanup"]["pt_min_nm3"] == 2.0 and "pt_components_removed" in record["cleanup"]
-    assert set(record["validation"]) == {"unet", "attention_res_unet"}
+    calibration = json.loads((res / "05_segment/ensemble/calibration.json").read_text())
+    assert record["validation"] == {"ensemble": calibration["validation"]}
+    assert len(calibration["priors"]) == 3 and calibration["priors"][:2] == [1.0, 1.0]
+    assert calibration["validation_slices"] == 3 and not calibration["tta"]
+    assert "val_cal_dice_pt" in calibration["validation"]
+    assert "throughput:" in (res / "logs/calibrate_ensemble.log").read_text()
     log = (res / "logs/segment_ensemble.log").read_text()
     assert "clean-up:" in log and "components under 2 nm³" in log
     slab_log = (res / "logs/segment_ensemble_slab0.log").read_text()
-    assert slab_log.count("Pt prior") == 2  # both networks' calibrations are applied
+    assert slab_log.count(": Pt prior") == 2  # both networks' calibrations are applied
+    assert f"ensemble Pt prior {calibration['priors'][2]:.4g}" in slab_log  # and the ensemble's
     model = json.loads((res / "05_segment/unet/segment.json").read_text())
     assert set(model["validation"]) == {"unet"}
     assert json.loads((res / "07_export/ensemble/export.json").read_text())["model"] == "ensemble"

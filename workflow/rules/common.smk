@@ -196,13 +196,24 @@ def trained_models(sample):
     return stage_settings(config, sample, "train")["models"]
 
 
+def ensemble_members(sample):
+    """The model.pt of every network of the sample's source sample (the ensemble's)."""
+    src = model_source(sample)
+    return expand("results/{src}/04_models/{model}/model.pt", src=src, model=trained_models(src))
+
+
 def model_input(wildcards):
     """The model.pt of the network, or of every network of the source sample for the ensemble."""
-    src = model_source(wildcards.sample)
     if wildcards.model == ENSEMBLE:
-        return expand("results/{src}/04_models/{model}/model.pt", src=src,
-                      model=trained_models(src))
-    return f"results/{src}/04_models/{wildcards.model}/model.pt"
+        return ensemble_members(wildcards.sample)
+    return f"results/{model_source(wildcards.sample)}/04_models/{wildcards.model}/model.pt"
+
+
+def ensemble_calibration(wildcards):
+    """The ensemble's own Pt calibration, for its segmentation jobs only."""
+    if wildcards.model != ENSEMBLE:
+        return {}
+    return {"calibration": f"results/{wildcards.sample}/05_segment/{ENSEMBLE}/calibration.json"}
 
 
 for _s in SAMPLES:

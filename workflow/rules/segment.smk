@@ -1,5 +1,27 @@
+rule calibrate_ensemble:
+    input:
+        models=lambda wc: ensemble_members(wc.sample),
+        val=lambda wc: f"results/{model_source(wc.sample)}/03_patches/val.npz",
+    output:
+        json=f"results/{{sample}}/05_segment/{ENSEMBLE}/calibration.json",
+    params:
+        settings=lambda wc: rule_params(config, wc.sample, "segment"),
+    log:
+        "results/{sample}/logs/calibrate_ensemble.log",
+    threads: 2
+    resources:
+        gpu=1,
+        attempt=attempt_number,  # the runner retries a GPU out of memory only
+    retries: GPU_RETRIES
+    conda:
+        "../../envs/learn.yaml"
+    script:
+        "../scripts/calibrate_ensemble.py"
+
+
 rule segment_slab:
     input:
+        unpack(ensemble_calibration),
         volume=lambda wc: volume_of(wc.sample),
         model=model_input,
     output:

@@ -1,6 +1,7 @@
 """Rule segment_slab: label one slab of z-slices of the reconstruction with one trained network,
 or with all of them as the ensemble."""
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -34,12 +35,20 @@ def main(smk) -> None:
     for path, net in zip(paths, nets, strict=True):
         log.info("%s: Pt prior %s, input scaling %s", path,
                  "none" if net.priors is None else f"{net.priors[-1]:.4g}", settings.normalisation)
+    validation = {Path(p).parent.name: n.validation for p, n in zip(paths, nets, strict=True)}
+    ensemble_prior = None
+    if smk.input.get("calibration"):  # the ensemble: its own prior on its mean
+        calibration = json.loads(Path(smk.input.calibration).read_text())
+        ensemble_prior = calibration["priors"]
+        validation = {smk.wildcards.model: calibration["validation"]}
+        log.info("%s: ensemble Pt prior %s", smk.input.calibration,
+                 "none" if ensemble_prior is None else f"{ensemble_prior[-1]:.4g}")
     t0 = time.perf_counter()
-    labels, probs = segment_with(nets, volume, device, settings, z_range, models, progress=True)
+    labels, probs = segment_with(nets, volume, device, settings, z_range, models, progress=True,
+                                 ensemble_prior=ensemble_prior)
     seconds = time.perf_counter() - t0
     io.write_npy(smk.output.labels, labels)
     io.write_npy(smk.output.probabilities, probs if probs is not None else np.empty(0, np.float16))
-    validation = {Path(p).parent.name: n.validation for p, n in zip(paths, nets, strict=True)}
     io.write_json(smk.output.json, {"z_range": list(z_range), "seconds": round(seconds, 3),
                                     "voxels": int(labels.size), "device": str(device),
                                     "networks": len(nets), "validation": validation})

@@ -53,7 +53,8 @@ def table1_markdown(rows: dict[str, dict[int, dict]], region: str,
 def validation_markdown(validation: dict[str, dict]) -> list[str]:
     """Each network's best epoch as training saw it: the whole annotated validation slices
     (labelled pixels; Pt with its calibration where there is one). `validation` maps a model
-    to its best history row (empty for an ensemble, whose networks have their own rows)."""
+    to its best history row; an ensemble's row (no epoch) holds its figures on the same slices
+    with its own calibration, an empty row none."""
     lines = ["Training's best epoch on the whole validation slices (annotated pixels; Pt with "
              "its calibration):", "",
              "| Model | epoch | γ-Alumina Dice | Pt Dice | Pt precision / recall | Pt prior |",
@@ -64,7 +65,8 @@ def validation_markdown(validation: dict[str, dict]) -> list[str]:
             continue
         cal = "val_cal_" if "val_cal_dice_pt" in row else "val_"
         prior = f"{np.exp(row['val_pt_log_prior']):.3g}" if "val_pt_log_prior" in row else "—"
-        lines.append(f"| {model} | {int(row['epoch'])} | {fmt(row['val_dice_alumina'])} | "
+        epoch = int(row["epoch"]) if "epoch" in row else "—"
+        lines.append(f"| {model} | {epoch} | {fmt(row['val_dice_alumina'])} | "
                      f"{fmt(row[cal + 'dice_pt'])} | {fmt(row.get(cal + 'precision_pt', np.nan))}"
                      f" / {fmt(row.get(cal + 'recall_pt', np.nan))} | {prior} |")
     lines.append("")

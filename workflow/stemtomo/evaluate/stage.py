@@ -66,7 +66,7 @@ def summary(sample: str, records: list[dict], diameters: dict[str, list[float]],
     rows, table, validation = [], {}, {}
     for rec in records:
         members = rec.get("validation") or {}
-        if members:  # one network's own row; an ensemble's networks have theirs
+        if members:  # one network's (or the ensemble's) own row; older ensembles: its networks
             validation[rec["model"]] = next(iter(members.values())) if len(members) == 1 else {}
         per_class = {c: rec["classes"][name] for c, name in CLASS_NAMES.items()} \
             if "classes" in rec else None

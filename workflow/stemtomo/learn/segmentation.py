@@ -6,8 +6,9 @@ the network whole, reflect-padded to a multiple of 2^depth and cropped back; sli
 (as nnU-Net does), so tile borders leave no seams. Optional test-time augmentation averages the
 softmax over the four flips. Each network's softmax may be corrected by class priors (the Pt
 calibration stored in model.pt: p_c ∝ w_c·p_c, Saerens et al., Neural Comput. 2002); an ensemble
-averages its networks' corrected probabilities. Training's validation predicts whole slices through
-the same functions (`predict_slices`).
+averages its networks' corrected probabilities, which may be corrected again by the ensemble's own
+prior (fitted on the validation slices like each network's). Training's validation predicts whole
+slices through the same functions (`predict_slices`).
 """
 
 from __future__ import annotations
@@ -48,13 +49,22 @@ def gaussian_window(shape: tuple[int, int], sigma_fraction: float = 0.125) -> np
 Priors = Sequence[Sequence[float] | None]
 
 
+def _reweighted(p: torch.Tensor, prior: Sequence[float] | None) -> torch.Tensor:
+    """(b, classes, H, W) probabilities scaled by class weights and renormalised."""
+    if prior is None:
+        return p
+    p = p * torch.tensor(prior, device=p.device)[None, :, None, None]
+    return p / p.sum(dim=1, keepdim=True)
+
+
 def _class_scores(models: Sequence[nn.Module], x: torch.Tensor, tile: int, overlap: float,
-                  tta: bool, probabilities: bool, priors: Priors) -> torch.Tensor:
+                  tta: bool, probabilities: bool, priors: Priors,
+                  ensemble_prior: Sequence[float] | None = None) -> torch.Tensor:
     """Per-class scores of a (b, c, H, W) batch whose argmax is the label: the logits (plus the
     log priors) when one network's whole-slice pass decides it and no probabilities are asked
     for (softmax is monotonic), else probabilities: each network's softmax flip-averaged, scaled
-    by its priors and renormalised, averaged over the networks, blended over Gaussian-weighted
-    tiles."""
+    by its priors and renormalised, averaged over the networks (scaled by `ensemble_prior`),
+    blended over Gaussian-weighted tiles."""
     b, _, h, w = x.shape
     whole = h <= tile and w <= tile
     if whole and not tta and not probabilities and len(models) == 1:
@@ -71,12 +81,8 @@ def _class_scores(models: Sequence[nn.Module], x: torch.Tensor, tile: int, overl
             for view, dims in (_flips(v) if tta else [(v, ())]):
                 out = torch.softmax(model(view).float(), dim=1)
                 p = p + (out.flip(dims) if dims else out)
-            p = p / (4 if tta else 1)
-            if prior is not None:
-                p = p * torch.tensor(prior, device=v.device)[None, :, None, None]
-                p = p / p.sum(dim=1, keepdim=True)
-            total = total + p
-        return total / len(models)
+            total = total + _reweighted(p / (4 if tta else 1), prior)
+        return _reweighted(total / len(models), ensemble_prior)
 
     if whole:
         return run(x)
@@ -96,7 +102,8 @@ def _class_scores(models: Sequence[nn.Module], x: torch.Tensor, tile: int, overl
 
 def _padded_scores(models: Sequence[nn.Module], x: torch.Tensor, multiple: int, tile: int,
                    overlap: float, tta: bool, probabilities: bool, priors: Priors,
-                   fmt: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+                   fmt: torch.memory_format = torch.contiguous_format,
+                   ensemble_prior: Sequence[float] | None = None) -> torch.Tensor:
     """_class_scores of slices of any size: reflect-padded to a multiple of 2^depth, cropped back."""
     ny, nx = x.shape[-2:]
     py, px = (-ny) % multiple, (-nx) % multiple
@@ -104,12 +111,15 @@ def _padded_scores(models: Sequence[nn.Module], x: torch.Tensor, multiple: int, 
         mode = "reflect" if py < ny and px < nx else "replicate"
         x = torch.nn.functional.pad(x, (0, px, 0, py), mode=mode)
     return _class_scores(models, x.contiguous(memory_format=fmt), tile, overlap, tta,
-                         probabilities, priors)[:, :, :ny, :nx]
+                         probabilities, priors, ensemble_prior)[:, :, :ny, :nx]
 
 
-def _members(model: nn.Module | Sequence[nn.Module], priors) -> tuple[list[nn.Module], list]:
+def _members(model: nn.Module | Sequence[nn.Module], priors,
+             ensemble_prior=None) -> tuple[list[nn.Module], list]:
     """The networks (one, or an ensemble's) and one prior vector (or None) for each."""
     models = list(model) if isinstance(model, list | tuple) else [model]
+    if ensemble_prior is not None and len(models) < 2:
+        raise ValueError("an ensemble prior needs an ensemble (two or more networks)")
     if priors is None:
         return models, [None] * len(models)
     priors = list(priors) if isinstance(model, list | tuple) else [priors]
@@ -120,16 +130,17 @@ def _members(model: nn.Module | Sequence[nn.Module], priors) -> tuple[list[nn.Mo
 
 def predict_slices(model: nn.Module | Sequence[nn.Module], images: torch.Tensor, multiple: int,
                    batch: int, device: torch.device, priors=None, tile: int = 1024,
-                   overlap: float = 0.25, amp: bool = False) -> torch.Tensor:
+                   overlap: float = 0.25, amp: bool = False, tta: bool = False,
+                   ensemble_prior: Sequence[float] | None = None) -> torch.Tensor:
     """Class probabilities (n, classes, H, W) on the host of normalised whole slices (n, c, H, W),
     in batches on `device` (where the networks are): what segment_volume computes for them."""
-    models, priors = _members(model, priors)
+    models, priors = _members(model, priors, ensemble_prior)
     out = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for i in range(0, len(images), batch):
             x = images[i:i + batch].to(device, non_blocking=True)
-            out.append(_padded_scores(models, x, multiple, tile, overlap, False, True,
-                                      priors).float().cpu())
+            out.append(_padded_scores(models, x, multiple, tile, overlap, tta, True, priors,
+                                      ensemble_prior=ensemble_prior).float().cpu())
     return torch.cat(out)
 
 
@@ -148,13 +159,15 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
                    device: torch.device, settings: SegmentSettings, *, channels: int,
                    multiple: int, amp: bool = False, z_range: tuple[int, int] | None = None,
                    normalisation: Normalisation | None = None, priors=None,
+                   ensemble_prior: Sequence[float] | None = None,
                    progress: bool = False, block_voxels: int = 2**26
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """(z, y, x) volume → uint8 labels and, with settings.probabilities, float16 class
     probabilities (classes, z, y, x).
 
     `model` is one network or a list (an ensemble: the mean of their probabilities); `priors`
-    the class-prior weights of its softmax (one sequence per network of an ensemble; None: none).
+    the class-prior weights of its softmax (one sequence per network of an ensemble; None: none),
+    `ensemble_prior` those of an ensemble's mean probabilities.
     `channels` is the network's input (2.5D context: channels // 2 neighbours each side),
     `multiple` its 2^depth (an ensemble's: their least common multiple). `z_range` = [start,
     stop) segments only those slices (a slab job); normalisation (`normalisation`, by default
@@ -172,7 +185,7 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
         raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the "
                          f"{volume.shape[0]} slices")
     norm = normalisation or Normalisation.of(volume)
-    models, priors = _members(model, priors)
+    models, priors = _members(model, priors, ensemble_prior)
     nz, ny, nx = volume.shape
     z_lo, z_hi = z_range or (0, nz)
     batch = settings.batch_size
@@ -197,8 +210,8 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
             if i + 1 < len(blocks):
                 upcoming = send(*blocks[i + 1])  # travels while this block is computed
             x_block = norm.apply(up.receive(sent).float())
-            lab, prob = _segment_block(models, priors, x_block, s0, (c0, c1), nz, k, multiple,
-                                       settings, fmt, bar)
+            lab, prob = _segment_block(models, (priors, ensemble_prior), x_block, s0, (c0, c1),
+                                       nz, k, multiple, settings, fmt, bar)
             results = [(lab, labels[c0 - z_lo:c1 - z_lo])]
             if prob is not None:
                 if probs is None:
@@ -210,12 +223,13 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
     return labels, probs
 
 
-def _segment_block(models: list[nn.Module], priors: list, x_block: torch.Tensor, s0: int,
+def _segment_block(models: list[nn.Module], priors: tuple, x_block: torch.Tensor, s0: int,
                    block: tuple[int, int], nz: int, k: int, multiple: int,
                    settings: SegmentSettings, fmt: torch.memory_format,
                    bar) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Labels (and probabilities) of the slices `block` = [c0, c1) on the device, in full batches,
-    from the normalised block `x_block` that starts at slice s0 (its 2.5D context included)."""
+    from the normalised block `x_block` that starts at slice s0 (its 2.5D context included);
+    `priors` = (each network's, the ensemble's)."""
     c0, c1 = block
     _, ny, nx = x_block.shape
     device, batch = x_block.device, settings.batch_size
@@ -227,8 +241,8 @@ def _segment_block(models: list[nn.Module], priors: list, x_block: torch.Tensor,
         zs = np.minimum(np.arange(z0, z0 + batch), c1 - 1)
         idx = np.clip(zs[:, None] + offsets[None, :], 0, nz - 1) - s0
         scores = _padded_scores(models, x_block[to_device(idx, device)], multiple, settings.tile,
-                                settings.overlap, settings.tta, settings.probabilities, priors,
-                                fmt)[:n]
+                                settings.overlap, settings.tta, settings.probabilities,
+                                priors[0], fmt, priors[1])[:n]
         lab[z0 - c0:z0 - c0 + n] = labels_from_scores(scores)
         if settings.probabilities:
             if prob is None:
