@@ -35,7 +35,8 @@ CHILD_PROCESS_IMPORTS = {"export": {"paraview"}}
 
 
 def rule_blocks() -> list[tuple[str, Path, dict[str, str]]]:
-    """(rule name, .smk file, {directive: value}) for every rule in workflow/rules."""
+    """(rule name, .smk file, {directive: value}) for every rule in workflow/rules; "gpu" is
+    there for the rules that declare `gpu=1`."""
     out = []
     for smk in sorted(RULES.glob("*.smk")):
         text = smk.read_text()
@@ -49,6 +50,8 @@ def rule_blocks() -> list[tuple[str, Path, dict[str, str]]]:
                 else:  # a directive written another way must not slip past these tests
                     assert not re.search(rf"^\s+{d}:", body, re.M), \
                         f"rule {m.group(1)}: write `{d}:` with its path on the next line"
+            if re.search(r"^\s+gpu=1,", body, re.M):  # a GPU rule (resources: gpu=1)
+                directives["gpu"] = "1"
             out.append((m.group(1), smk, directives))
     return out
 
@@ -191,9 +194,7 @@ def test_every_gpu_rule_gets_a_gpu_partition_in_the_slurm_profile():
     """A rule declaring `gpu=1` that the SLURM profile leaves to the defaults would ask for a GPU
     on the CPU partition (the executor turns gpu into --gpus), and the job would never start."""
     profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
-    declared = {m.group(1) for smk in RULES.glob("*.smk")
-                for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M)
-                if re.search(r"^\s+gpu=1,", m.group(2), re.M)}
+    declared = {name for name, _, directives in rule_blocks() if "gpu" in directives}
     assert {"align", "reconstruct_slab", "train", "segment_slab", "calibrate_ensemble",
             "denoise"} <= declared
     missing = {r for r in declared

@@ -35,14 +35,15 @@ def main(smk) -> None:
     for path, net in zip(paths, nets, strict=True):
         log.info("%s: Pt prior %s, input scaling %s", path,
                  "none" if net.priors is None else f"{net.priors[-1]:.4g}", settings.normalisation)
-    validation = {Path(p).parent.name: n.validation for p, n in zip(paths, nets, strict=True)}
-    ensemble_prior = None
     if smk.input.get("calibration"):  # the ensemble: its own prior on its mean
         calibration = json.loads(Path(smk.input.calibration).read_text())
         ensemble_prior = calibration["priors"]
         validation = {smk.wildcards.model: calibration["validation"]}
         log.info("%s: ensemble Pt prior %s", smk.input.calibration,
                  "none" if ensemble_prior is None else f"{ensemble_prior[-1]:.4g}")
+    else:
+        ensemble_prior = None
+        validation = {Path(p).parent.name: n.validation for p, n in zip(paths, nets, strict=True)}
     t0 = time.perf_counter()
     labels, probs = segment_with(nets, volume, device, settings, z_range, models, progress=True,
                                  ensemble_prior=ensemble_prior)

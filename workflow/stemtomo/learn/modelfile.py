@@ -78,6 +78,11 @@ def input_scaling(nets: list[ModelFile], volume: np.ndarray, setting: str,
     return first if setting == "model" else Normalisation.of(volume, first.method)
 
 
+def _multiple(nets: list[ModelFile]) -> int:
+    """What an ensemble's slices are padded to: the least common multiple of its 2^depths."""
+    return math.lcm(*(n.model.multiple for n in nets))
+
+
 def segment_with(nets: list[ModelFile], volume: np.ndarray, device: torch.device,
                  settings: SegmentSettings, z_range: tuple[int, int] | None = None,
                  models: list[torch.nn.Module] | None = None, progress: bool = False,
@@ -88,10 +93,9 @@ def segment_with(nets: list[ModelFile], volume: np.ndarray, device: torch.device
     stored Pt calibration. `models` may replace the networks by compiled forms of them."""
     models = models or [n.model for n in nets]
     scaling = input_scaling(nets, volume, settings.normalisation)
-    multiple = math.lcm(*(n.model.multiple for n in nets))
     one = len(nets) == 1
     return segment_volume(volume, models[0] if one else models, device, settings,
-                          channels=nets[0].channels, multiple=multiple,
+                          channels=nets[0].channels, multiple=_multiple(nets),
                           amp=device.type == "cuda", z_range=z_range, normalisation=scaling,
                           priors=nets[0].priors if one else [n.priors for n in nets],
                           ensemble_prior=ensemble_prior, progress=progress)
@@ -111,7 +115,7 @@ def calibrate_ensemble(nets: list[ModelFile], images: np.ndarray, labels: np.nda
     calibrate = all(n.priors is not None for n in nets)
     with torch.no_grad():
         probs = predict_slices([n.model for n in nets], torch.as_tensor(images),
-                               math.lcm(*(n.model.multiple for n in nets)), batch, device,
+                               _multiple(nets), batch, device,
                                [n.priors for n in nets], amp=device.type == "cuda",
                                tta=tta).numpy()
     row = validate(probs, labels, calibrate)
