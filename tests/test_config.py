@@ -152,8 +152,10 @@ def test_presets_fill_in_what_the_config_leaves_out():
     cfg = validate_config({"samples": {"a": {"simulate": {}}}, "train": {"preset": "workstation"}})
     assert stage_settings(cfg, "a", "patches")["patch_size"] == 256
     assert model_settings(cfg, "a", "unet")["base"] == 32 and model_settings(cfg, "a", "unet")["depth"] == 4
+    assert stage_settings(cfg, "a", "denoise")["epochs"] == 180
     assert schema["workstation"]["default"] == {"patches": {"patch_size": 256},
-                                               "train": {"base": 32, "depth": 4}}
+                                               "train": {"base": 32, "depth": 4},
+                                               "denoise": {"epochs": 180}}
     # explicit keys win, at either level; a sample's preset is that sample's
     cfg = validate_config({"samples": {"a": {"simulate": {}},
                                        "b": {"simulate": {}, "train": {"preset": "workstation"},
@@ -161,6 +163,7 @@ def test_presets_fill_in_what_the_config_leaves_out():
                            "train": {"base": 24}})
     assert stage_settings(cfg, "a", "patches")["patch_size"] == 64  # demo: the schema's defaults
     assert model_settings(cfg, "a", "unet")["depth"] == 3
+    assert stage_settings(cfg, "a", "denoise")["epochs"] == 60
     assert stage_settings(cfg, "b", "patches")["patch_size"] == 128
     assert model_settings(cfg, "b", "unet")["base"] == 32 and model_settings(cfg, "b", "unet")["depth"] == 4
     with pytest.raises(ConfigError, match=r"train.preset: 'laptop' is not allowed\n.*demo, workstation"):
