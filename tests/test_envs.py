@@ -50,7 +50,7 @@ def rule_blocks() -> list[tuple[str, Path, dict[str, str]]]:
                 else:  # a directive written another way must not slip past these tests
                     assert not re.search(rf"^\s+{d}:", body, re.M), \
                         f"rule {m.group(1)}: write `{d}:` with its path on the next line"
-            if re.search(r"^\s+gpu=1,", body, re.M):  # a GPU rule (resources: gpu=1)
+            if re.search(r"^\s+gpu\s*=\s*1\b", body, re.M):  # a GPU rule (resources: gpu=1)
                 directives["gpu"] = "1"
             out.append((m.group(1), smk, directives))
     return out
