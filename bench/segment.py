@@ -123,19 +123,23 @@ def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> t
     reconstruction's settings, Noise2Inverse, applied to the reconstruction (cached)."""
     import tempfile
 
-    from stemtomo.learn.denoise import denoise_volume
+    from stemtomo.learn.denoise import blended, denoise_volume
     from stemtomo.learn.denoise_split import reconstruct_split
     from stemtomo.learn.settings import DenoiseSettings
     from stemtomo.recon.settings import ReconstructSettings
 
-    dkey = hashlib.sha256(json.dumps(denoise, sort_keys=True).encode()).hexdigest()[:12]
+    # The network's output is cached unblended: a blend needs no retraining.
+    pure = {k: v for k, v in denoise.items() if k != "blend"}
+    dkey = hashlib.sha256(json.dumps(pure, sort_keys=True).encode()).hexdigest()[:12]
     path = cache / f"data-{key}-denoised-{dkey}.npz"
+    weight = float(denoise.get("blend", 1.0))
     if path.exists():
         with np.load(path) as f:
-            return f["volume"], json.loads(str(f["record"]))
+            return (blended(data["volume"], f["volume"], weight),
+                    json.loads(str(f["record"])) | {"blend": weight})
     if "stack" not in data:
         raise SystemExit(f"{cache}/data-{key}.npz predates the denoise option: delete it")
-    settings = DenoiseSettings.from_section(denoise)
+    settings = DenoiseSettings.from_section({**pure, "blend": 1.0})
     t0 = time.perf_counter()
     splits = [reconstruct_split(data["stack"], data["angles"],
                                 ReconstructSettings.from_section(recon), k, settings.splits,
@@ -145,7 +149,7 @@ def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> t
     record = {"seconds": round(time.perf_counter() - t0, 1), "epochs": run["epochs"],
               "final_loss": run["loss"][-1]}
     np.savez_compressed(path, volume=volume, record=json.dumps(record))
-    return volume, record
+    return blended(data["volume"], volume, weight), record | {"blend": weight}
 
 
 def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, voxel_nm: float,

@@ -215,6 +215,19 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(noisy, tmp_path):
     assert other.resumed_from == 0 and [h["epoch"] for h in other.history] == [1, 2, 3, 4]
 
 
+def test_a_blend_weighs_the_denoised_output_against_its_input(noisy, tmp_path):
+    _, _, _, full, splits = noisy
+    settings = small(epochs=3, patches_per_epoch=16, base=4)
+    pure, record = denoise_volume(full, splits, settings, str(tmp_path / "a.pt"))
+    part, partial = denoise_volume(full, splits, settings.replace(blend=0.4), str(tmp_path / "b.pt"))
+    assert record["blend"] == 1.0 and partial["blend"] == 0.4 and "0.4 against 0.6" in partial["output"]
+    assert np.abs(pure - full).max() > 0.1  # the network changed the volume ...
+    np.testing.assert_allclose(part, 0.4 * pure + 0.6 * full, rtol=0, atol=1e-5)  # ... 40 % of it
+    assert part.dtype == np.float32
+    nothing, _ = denoise_volume(full, splits, settings.replace(blend=0.0), str(tmp_path / "c.pt"))
+    np.testing.assert_array_equal(nothing, full)
+
+
 def test_comparison_figure_follows_the_particles(noisy, tmp_path):
     _, _, _, full, splits = noisy
     vol = np.zeros((NZ, NY, NX), np.float32)
@@ -231,6 +244,7 @@ def test_denoise_is_off_by_default_and_offers_the_three_networks():
     cfg = validate_config({"samples": {"t": {"simulate": {}}}})
     assert cfg["denoise"]["enabled"] is False  # off by default
     assert DenoiseSettings.from_section(cfg["denoise"]).channels == 3
+    assert cfg["denoise"]["blend"] == 1.0  # the network's output alone unless asked
 
 
 @pytest.mark.parametrize("sample,key,words", [

@@ -152,6 +152,14 @@ def denoise_splits(model: torch.nn.Module, pairs: SplitPairs, context: int, devi
     return total / pairs.k
 
 
+def blended(volume: np.ndarray, denoised: np.ndarray, weight: float) -> np.ndarray:
+    """weight·denoised + (1 − weight)·volume: a partial denoising keeps some of the input's
+    high frequencies, where an MSE network blurs edges of particles a few voxels wide."""
+    if weight == 1.0:
+        return denoised
+    return (weight * denoised + (1.0 - weight) * volume).astype(np.float32)
+
+
 def denoise_volume(volume: np.ndarray, splits: list[np.ndarray], settings: DenoiseSettings,
                    checkpoint: str, progress: bool = False) -> tuple[np.ndarray, dict]:
     """The denoised (nz, ny, nx) volume from the K sub-reconstructions, in the units of the full
@@ -170,6 +178,7 @@ def denoise_volume(volume: np.ndarray, splits: list[np.ndarray], settings: Denoi
     # An MSE network undershoots beside bright Pt; the volume never goes below the input's floor
     # (0 for EM reconstructions, whose voxels are non-negative).
     denoised = np.maximum(from_planes(planes, volume.shape, norm), min(float(volume.min()), 0.0))
+    denoised = blended(volume, denoised, settings.blend)
     t2 = time.perf_counter()
     if not np.all(np.isfinite(denoised)):
         raise FloatingPointError("the denoiser produced NaN or Inf voxels")
@@ -177,6 +186,9 @@ def denoise_volume(volume: np.ndarray, splits: list[np.ndarray], settings: Denoi
         "model": denoiser_config(settings), "device": str(run.device), "epochs": run.epoch,
         "resumed_from_epoch": run.resumed_from, "history": run.history,
         "loss": [h["loss"] for h in run.history], "normalisation": norm.as_list(),
-        "output": f"mean of the network over the {pairs.k} X:1 inputs (mean of the other splits)",
+        "output": f"mean of the network over the {pairs.k} X:1 inputs (mean of the other splits)"
+                  + ("" if settings.blend == 1.0 else f", weighted {settings.blend:g} against "
+                     f"{1 - settings.blend:g} of the reconstruction"),
+        "blend": settings.blend,
         "seconds": {"train": round(t1 - t0, 3), "apply": round(t2 - t1, 3)},
     }

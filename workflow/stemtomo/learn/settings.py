@@ -102,6 +102,7 @@ class DenoiseSettings(Section):
     patch_size: int
     patches_per_epoch: int
     bright_fraction: float  # share of patches centred ∝ input intensity (learn.denoise_data)
+    blend: float          # weight of the denoised volume in the output, the rest the input
     epochs: int
     batch_size: int
     lr: float
