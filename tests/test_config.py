@@ -153,9 +153,10 @@ def test_presets_fill_in_what_the_config_leaves_out():
     assert stage_settings(cfg, "a", "patches")["patch_size"] == 256
     assert model_settings(cfg, "a", "unet")["base"] == 32 and model_settings(cfg, "a", "unet")["depth"] == 4
     assert stage_settings(cfg, "a", "denoise")["epochs"] == 180
+    assert stage_settings(cfg, "a", "denoise")["blend"] == 0.75
     assert schema["workstation"]["default"] == {"patches": {"patch_size": 256},
                                                "train": {"base": 32, "depth": 4},
-                                               "denoise": {"epochs": 180}}
+                                               "denoise": {"epochs": 180, "blend": 0.75}}
     # explicit keys win, at either level; a sample's preset is that sample's
     cfg = validate_config({"samples": {"a": {"simulate": {}},
                                        "b": {"simulate": {}, "train": {"preset": "workstation"},
