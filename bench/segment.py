@@ -166,6 +166,7 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
     from stemtomo.learn.modelfile import calibrate_ensemble, load_model, save_model
     from stemtomo.learn.patches import extract, simulate_annotation
     from stemtomo.learn.settings import PatchSettings, SegmentSettings, TrainSettings
+    from stemtomo.learn.training import class_dice
 
     torch.set_num_threads(2)
     ps = PatchSettings.from_section(stage_settings(cfg, sample, "patches"))
@@ -202,7 +203,10 @@ def run_recipe(cfg: dict, sample: str, volume: np.ndarray, truth: np.ndarray, vo
                "pt_prior": None if nets[name].priors is None else round(nets[name].priors[-1], 4),
                "best_validation": {k: round(v, 4) for k, v in nets[name].validation.items()
                                    if k.startswith("val_")},
-               "train_s": None if REUSE else round(t_train, 1)}
+               "train_s": None if REUSE else round(t_train, 1),
+               # whole-slice validation Dice per epoch, as the selection sees it (calibrated)
+               "val_curve": {c: [round(class_dice(h, c), 3) for h in nets[name].record["history"]]
+                             for c in ("alumina", "pt")}}
         record, row["segment_s"], row["before_cleanup"] = segment_and_evaluate(
             [nets[name]], name, volume, truth, voxel_nm, prec["val_slices"], seg)
         if nets[name].priors is not None and raw_best is not None:
@@ -295,10 +299,11 @@ def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.nd
 def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
     """train(), one epoch per call (it resumes exactly from its checkpoint, so the run is the
     uninterrupted one), also keeping the weights of the best argmax Pt Dice on the validation
-    slices: the selection without calibration, from the same run."""
+    slices (among the epochs that segment every annotated class, as train() selects): the
+    selection without calibration, from the same run."""
     import torch
 
-    from stemtomo.learn.training import train
+    from stemtomo.learn.training import missing_classes, train
 
     raw = {"score": -1.0, "epoch": 0, "state": None}
     done = -1
@@ -307,8 +312,10 @@ def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
         if len(result.history) == done:  # early stop: no epoch ran
             return result, raw
         done = len(result.history)
-        score = result.history[-1]["val_dice_pt"]
-        if score > raw["score"]:
+        argmax = {k: v for k, v in result.history[-1].items() if not k.startswith("val_cal_")}
+        score = argmax["val_dice_pt"]
+        if score > raw["score"] and not missing_classes(argmax, sets[1]["labels"],
+                                                        settings.min_class_dice):
             state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
             raw = {"score": score, "epoch": done, "state": state}
         if done >= settings.epochs:

@@ -16,7 +16,10 @@ torch.set_num_threads(2)
 
 
 def settings(**overrides) -> TrainSettings:
-    base = {"base": 4, "depth": 2, "epochs": 4, "batch_size": 8, "device": "cpu", "patience": 50}
+    # min_class_dice 0: these few-epoch toy networks need not learn every class (the collapse
+    # tests below set it)
+    base = {"base": 4, "depth": 2, "epochs": 4, "batch_size": 8, "device": "cpu", "patience": 50,
+            "min_class_dice": 0.0}
     base.update(overrides)
     return stage(TrainSettings, **base)
 
@@ -87,9 +90,12 @@ class Generous(torch.nn.Module):
     def threshold(self) -> float:
         return 0.82 - 0.02 * float(self.epochs)
 
+    def alumina(self, v):
+        return (v - 0.35) * 50
+
     def forward(self, x):
         v = x[:, 0]
-        alumina = (v - 0.35) * 50
+        alumina = self.alumina(v)
         pt = (v - self.threshold()) * 500
         return torch.stack([torch.zeros_like(v), alumina, torch.maximum(alumina, pt) + (pt > 0)],
                            dim=1) + self.w
@@ -161,6 +167,55 @@ def test_early_stopping_waits_for_the_schedule_to_decay(monkeypatch, tmp_path):
     never = train("unet", tr, va, settings(epochs=10, patience=1, stop_lr_fraction=0.0),
                   str(tmp_path / "n.pt"))
     assert len(never.history) == 10
+
+
+class LateAlumina(Generous):
+    """Generous, but γ-alumina is never called before epoch `start` (a network stuck on the
+    background/Pt solution, alumina called background, as one run on the hard preset stayed)."""
+
+    start = 3
+
+    def alumina(self, v):
+        return super().alumina(v) if float(self.epochs) >= self.start else torch.full_like(v, -100)
+
+
+def test_an_epoch_that_misses_an_annotated_class_is_never_the_best(monkeypatch, tmp_path):
+    """Pt Dice is highest in epoch 1, but alumina is missing until epoch 3: the best epoch is the
+    best of those that segment every annotated class, unless train.min_class_dice is 0."""
+    from stemtomo.learn import training
+
+    monkeypatch.setattr(training, "build_model", lambda **config: LateAlumina())
+    tr, va = overlapping_classes(16, 0.1, 0), overlapping_classes(8, 0.01, 1)
+    res = train("unet", tr, va, settings(epochs=6, calibrate_pt=False, min_class_dice=0.05),
+                str(tmp_path / "l.pt"))
+    pt = [h["val_dice_pt"] for h in res.history]
+    assert [h["val_dice_alumina"] for h in res.history[:2]] == [0.0, 0.0]
+    assert int(np.argmax(pt)) == 0  # what Pt alone would pick
+    assert res.best_epoch == 3 + int(np.argmax(pt[2:]))
+    assert res.history[res.best_epoch - 1]["val_dice_alumina"] > 0.5
+    off = train("unet", tr, va, settings(epochs=6, calibrate_pt=False), str(tmp_path / "o.pt"))
+    assert off.best_epoch == 1
+
+
+def test_a_network_that_never_segments_an_annotated_class_fails_instead_of_saving(monkeypatch,
+                                                                                 tmp_path):
+    from stemtomo.core.errors import StemtomoError
+    from stemtomo.learn import training
+
+    monkeypatch.setattr(LateAlumina, "start", 99)
+    monkeypatch.setattr(training, "build_model", lambda **config: LateAlumina())
+    tr, va = overlapping_classes(16, 0.1, 0), overlapping_classes(8, 0.01, 1)
+    guarded = settings(epochs=4, min_class_dice=0.05)
+    part = train("unet", tr, va, guarded, str(tmp_path / "c.pt"), stop_after=2)
+    assert len(part.history) == 2  # unfinished: no verdict yet
+    with pytest.raises(StemtomoError, match=r"alumina at most 0\.000 \(epoch 1\)") as err:
+        train("unet", tr, va, guarded, str(tmp_path / "c.pt"))
+    assert "in none of its 4 epochs" in str(err.value) and "train.seed" in str(err.value)
+    assert "background at most" not in str(err.value) and "pt at most" not in str(err.value)
+    # a class the validation slices do not annotate is not asked for
+    unannotated = {**va, "labels": np.where(va["labels"] == 1, 255, va["labels"]).astype(np.uint8)}
+    res = train("unet", tr, unannotated, guarded, str(tmp_path / "u.pt"))
+    assert res.best_epoch >= 1
 
 
 def test_augmentation_moves_labels_with_images():

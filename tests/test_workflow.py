@@ -165,6 +165,12 @@ def test_demo_runs_end_to_end_and_reruns_only_what_changed(tmp_path):
     r = snakemake(tmp_path, config, "--report", str(tmp_path / "report.html"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    # A network that misses a class in every epoch fails its job and leaves no model behind.
+    strict = {"samples": {"tiny": {**TINY, "train": {**TINY["train"], "min_class_dice": 1.0}}}}
+    r = snakemake(tmp_path, strict, "results/tiny/04_models/unet/model.pt")
+    assert r.returncode != 0 and "collapsed onto the other classes" in r.stderr, r.stderr[-2000:]
+    assert "train.min_class_dice: 0 accepts" in r.stderr
+    assert not (res / "04_models/unet/model.pt").exists()
 
 
 def test_alignment_can_be_skipped(tmp_path):

@@ -7,6 +7,11 @@ own inference (labelled pixels only, never Pt-enriched patches, whose class prio
 over-predicting Pt); the best epoch is the one of highest Pt Dice there, after the Pt calibration
 (learn.calibration) when it is on. Early stopping waits for the learning rate to decay to
 `stop_lr_fraction` of its start, so it never cuts a schedule short before its decay.
+
+An epoch can be the best only if every class annotated in the validation slices reaches
+`min_class_dice` there: a network that has collapsed onto the other classes (on the hard preset
+one never learnt γ-alumina, Dice 0.000, while its Pt Dice peaked) is never selected, and a run in
+which no epoch qualifies fails with the classes and the fixes instead of saving such a model.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..core.errors import StemtomoError
 from ..core.io import atomic_path
-from ..core.labels import CLASSES
+from ..core.labels import CLASS_NAMES, CLASSES, IGNORE
 from . import calibration
 from .losses import make_loss
 from .models import build_model
@@ -30,6 +36,10 @@ from .settings import TrainSettings
 from .streaming import to_device
 
 log = logging.getLogger("stemtomo.train")
+
+
+class CollapsedTraining(StemtomoError):
+    """No epoch segmented every annotated class of the validation slices."""
 
 
 @dataclass
@@ -216,11 +226,45 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
         ran += 1
         if stop_after is not None and ran >= stop_after:
             break
+    if run.history and not run.best["epoch"] and run.epoch >= settings.epochs:
+        raise CollapsedTraining(_collapse_message(model_name, run.history, val_set["labels"],
+                                                  settings.min_class_dice))
     state = run.best["state"] or {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
     best = run.history[run.best["epoch"] - 1] if run.best["epoch"] else {}
     priors = calibration.priors_from_log(best["val_pt_log_prior"]) \
         if "val_pt_log_prior" in best else None
     return TrainResult(state, run.history, run.best["epoch"], run.config, priors)
+
+
+def class_dice(row: dict, name: str) -> float:
+    """A class's validation Dice as segmentation will decide it (after the Pt calibration when
+    the row has it)."""
+    return float(row.get(f"val_cal_dice_{name}", row[f"val_dice_{name}"]))
+
+
+def missing_classes(row: dict, labels: np.ndarray, floor: float) -> list[str]:
+    """The classes annotated in the validation `labels` whose Dice in this epoch's `row` is below
+    `floor`: what the network does not segment yet (none when floor is 0)."""
+    if floor <= 0:
+        return []
+    present = np.unique(labels[labels != IGNORE])
+    return [CLASS_NAMES[c] for c in CLASSES if c in present and class_dice(row, CLASS_NAMES[c]) < floor]
+
+
+def _collapse_message(model_name: str, history: list[dict], labels: np.ndarray,
+                      floor: float) -> str:
+    missing = sorted({c for row in history for c in missing_classes(row, labels, floor)})
+    worst = []
+    for name in missing:
+        best = max(history, key=lambda row, n=name: class_dice(row, n))
+        worst.append(f"{name} at most {class_dice(best, name):.3f} (epoch {best['epoch']})")
+    return (f"train {model_name}: in none of its {len(history)} epochs did the network segment "
+            f"every class annotated in the validation slices (Dice at least train.min_class_dice "
+            f"= {floor:g}): {', '.join(worst)}. It has collapsed onto the other classes, so no "
+            f"model was saved.\n  fix: rerun with another train.seed or more train.epochs; check "
+            f"that the training slices annotate {' and '.join(missing)} (patches.json counts the "
+            f"voxels of each class); with loss focal or weighted_ce raise its train.class_weights; "
+            f"train.min_class_dice: 0 accepts such a network")
 
 
 def _lr(run: _Run) -> float:
@@ -297,13 +341,16 @@ def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: to
         run.sched.step()
     else:
         run.sched.step(score)
-    if score > run.best["score"]:
+    missing = missing_classes(row, val_labels, settings.min_class_dice)
+    if score > run.best["score"] and not missing:
         run.best = {"score": score, "epoch": run.epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}}
     log.info("epoch %d: loss %.4f, val Dice bg %.3f alumina %.3f Pt %.3f (P %.3f R %.3f)%s, "
-             "%.0f patches/s", run.epoch, row["loss"], row["val_dice_background"],
+             "%.0f patches/s%s", run.epoch, row["loss"], row["val_dice_background"],
              row["val_dice_alumina"], row["val_dice_pt"], row["val_precision_pt"],
-             row["val_recall_pt"], _calibrated(row), row["patches_per_s"])
+             row["val_recall_pt"], _calibrated(row), row["patches_per_s"],
+             f"; not selectable, Dice below train.min_class_dice for {', '.join(missing)}"
+             if missing else "")
 
 
 def _calibrated(row: dict) -> str:
