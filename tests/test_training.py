@@ -218,6 +218,20 @@ def test_a_network_that_never_segments_an_annotated_class_fails_instead_of_savin
     assert res.best_epoch >= 1
 
 
+def test_a_loss_that_becomes_nan_stops_training_with_the_fix(monkeypatch, tmp_path):
+    from stemtomo.core.errors import StemtomoError
+    from stemtomo.learn import training
+
+    class Diverged(Generous):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    monkeypatch.setattr(training, "build_model", lambda **config: Diverged())
+    tr, va = overlapping_classes(16, 0.1, 0), overlapping_classes(4, 0.01, 1)
+    with pytest.raises(StemtomoError, match=r"(?s)loss became nan in epoch 1 .*fix: lower train.lr"):
+        train("unet", tr, va, settings(), str(tmp_path / "n.pt"))
+
+
 def test_augmentation_moves_labels_with_images():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, (20, 16, 16)).astype(np.uint8)

@@ -328,6 +328,11 @@ def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: to
         total, batches = total + loss, batches + 1  # no per-step host sync
     mean_loss = float(total) / max(batches, 1)  # waits for the GPU: the timing is honest
     seconds = time.perf_counter() - t0
+    if not np.isfinite(mean_loss):  # the weights are lost: nothing later in the run can help
+        raise StemtomoError(
+            f"train {run.config['name']}: the training loss became {mean_loss} in epoch "
+            f"{run.epoch + 1} (lr {_lr(run):.3g}); no model was saved.\n  fix: lower train.lr "
+            f"(e.g. to a third){' or set train.amp: false' if run.amp else ''}")
     run.model.eval()
     probs = predict_slices(run.model, val_images, run.model.multiple, settings.batch_size,
                            run.device, amp=run.amp).numpy()
