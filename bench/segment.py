@@ -298,12 +298,12 @@ def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.nd
 
 def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
     """train(), one epoch per call (it resumes exactly from its checkpoint, so the run is the
-    uninterrupted one), also keeping the weights of the best argmax Pt Dice on the validation
-    slices (among the epochs that segment every annotated class, as train() selects): the
-    selection without calibration, from the same run."""
+    uninterrupted one), also keeping the weights of the best argmax validation score
+    (train.selection, among the epochs that segment every annotated class, as train() selects):
+    the selection without calibration, from the same run."""
     import torch
 
-    from stemtomo.learn.training import missing_classes, train
+    from stemtomo.learn.training import missing_classes, selection_score, train
 
     raw = {"score": -1.0, "epoch": 0, "state": None}
     done = -1
@@ -313,7 +313,7 @@ def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
             return result, raw
         done = len(result.history)
         argmax = {k: v for k, v in result.history[-1].items() if not k.startswith("val_cal_")}
-        score = argmax["val_dice_pt"]
+        score = selection_score(argmax, sets[1]["labels"], settings.selection)
         if score > raw["score"] and not missing_classes(argmax, sets[1]["labels"],
                                                         settings.min_class_dice):
             state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]

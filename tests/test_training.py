@@ -218,6 +218,31 @@ def test_a_network_that_never_segments_an_annotated_class_fails_instead_of_savin
     assert res.best_epoch >= 1
 
 
+class Ripening(Generous):
+    """Generous, and its γ-alumina threshold improves with every epoch (0.60, 0.55, ... down to
+    the right 0.35): Pt is best early, alumina late."""
+
+    def alumina(self, v):
+        return (v - max(0.35, 0.65 - 0.05 * float(self.epochs))) * 50
+
+
+def test_foreground_selection_weighs_alumina_with_pt(monkeypatch, tmp_path):
+    from stemtomo.learn import training
+
+    monkeypatch.setattr(training, "build_model", lambda **config: Ripening())
+    tr, va = overlapping_classes(16, 0.1, 0), overlapping_classes(8, 0.05, 1)
+    by_pt = train("unet", tr, va, settings(epochs=8, calibrate_pt=False), str(tmp_path / "p.pt"))
+    both = train("unet", tr, va, settings(epochs=8, calibrate_pt=False, selection="foreground"),
+                 str(tmp_path / "f.pt"))
+    same = [[{k: v for k, v in h.items() if k != "patches_per_s"} for h in r.history]
+            for r in (by_pt, both)]
+    assert same[0] == same[1]  # the same run, only the choice differs
+    pt = np.array([h["val_dice_pt"] for h in both.history])
+    mean = (pt + [h["val_dice_alumina"] for h in both.history]) / 2
+    assert by_pt.best_epoch == int(np.argmax(pt)) + 1
+    assert both.best_epoch == int(np.argmax(mean)) + 1 > by_pt.best_epoch
+
+
 def test_a_loss_that_becomes_nan_stops_training_with_the_fix(monkeypatch, tmp_path):
     from stemtomo.core.errors import StemtomoError
     from stemtomo.learn import training

@@ -53,6 +53,7 @@ class TrainSettings(Section):
     patience: int
     stop_lr_fraction: float
     calibrate_pt: bool
+    selection: str        # pt | foreground: the validation score that picks the best epoch
     min_class_dice: float  # an epoch is selectable only if every annotated class reaches it
     intensity_jitter: float
     seed: int

@@ -4,7 +4,9 @@ Every epoch ends with a checkpoint holding the model, optimiser, schedule, histo
 weights so far and both random generators, so a job killed at any point continues as if it had
 never stopped. Validation segments the whole annotated validation slices through segmentation's
 own inference (labelled pixels only, never Pt-enriched patches, whose class prior would reward
-over-predicting Pt); the best epoch is the one of highest Pt Dice there, after the Pt calibration
+over-predicting Pt); the best epoch is the one of highest Pt Dice there (`selection: pt`), or of
+the highest mean Dice of the annotated foreground classes, γ-alumina and Pt (`selection:
+foreground`, as nnU-Net selects on its mean foreground Dice), after the Pt calibration
 (learn.calibration) when it is on. Early stopping waits for the learning rate to decay to
 `stop_lr_fraction` of its start, so it never cuts a schedule short before its decay.
 
@@ -27,7 +29,7 @@ from tqdm import tqdm
 
 from ..core.errors import StemtomoError
 from ..core.io import atomic_path
-from ..core.labels import CLASS_NAMES, CLASSES, IGNORE
+from ..core.labels import BACKGROUND, CLASS_NAMES, CLASSES, IGNORE, PT
 from . import calibration
 from .losses import make_loss
 from .models import build_model
@@ -218,8 +220,9 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
     ran = 0
     while run.epoch < settings.epochs:
         if _stop_early(run, settings):
-            log.info("early stop at epoch %d: no Pt Dice gain for %d epochs and the learning "
-                     "rate down to %.3g", run.epoch, settings.patience, _lr(run))
+            log.info("early stop at epoch %d: no validation gain (train.selection %s) for %d "
+                     "epochs and the learning rate down to %.3g", run.epoch, settings.selection,
+                     settings.patience, _lr(run))
             break
         _epoch(run, images, labels, val_images, val_set["labels"], loss_fn, settings, progress)
         save_checkpoint(checkpoint, run, identity, best=run.best)
@@ -249,6 +252,16 @@ def missing_classes(row: dict, labels: np.ndarray, floor: float) -> list[str]:
         return []
     present = np.unique(labels[labels != IGNORE])
     return [CLASS_NAMES[c] for c in CLASSES if c in present and class_dice(row, CLASS_NAMES[c]) < floor]
+
+
+def selection_score(row: dict, labels: np.ndarray, selection: str) -> float:
+    """What picks the best epoch: Pt Dice (`pt`), or the mean Dice of the foreground classes
+    annotated in the validation `labels` (`foreground`); calibrated when the row is."""
+    if selection == "pt":
+        return class_dice(row, CLASS_NAMES[PT])
+    present = np.unique(labels[labels != IGNORE])
+    names = [CLASS_NAMES[c] for c in CLASSES if c != BACKGROUND and c in present] or [CLASS_NAMES[PT]]
+    return float(np.mean([class_dice(row, n) for n in names]))
 
 
 def _collapse_message(model_name: str, history: list[dict], labels: np.ndarray,
@@ -308,7 +321,7 @@ def _resume(run: _Run, checkpoint: str, identity: str, model_name: str) -> None:
     if ck is None:
         return
     run.best = ck["best"]
-    log.info("resuming %s from epoch %d (best Pt Dice %.3f)", model_name, run.epoch,
+    log.info("resuming %s from epoch %d (best validation score %.3f)", model_name, run.epoch,
              run.best["score"])
 
 
@@ -341,7 +354,7 @@ def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: to
     row = {"epoch": run.epoch, "loss": mean_loss, "lr": _lr(run), **scores,
            "patches_per_s": len(images) / seconds}
     run.history.append(row)
-    score = scores["val_cal_dice_pt" if settings.calibrate_pt else "val_dice_pt"]
+    score = selection_score(row, val_labels, settings.selection)
     if settings.schedule == "cosine":
         run.sched.step()
     else:
