@@ -4,10 +4,11 @@ Every epoch ends with a checkpoint holding the model, optimiser, schedule, histo
 weights so far and both random generators, so a job killed at any point continues as if it had
 never stopped. Validation segments the whole annotated validation slices through segmentation's
 own inference (labelled pixels only, never Pt-enriched patches, whose class prior would reward
-over-predicting Pt); the best epoch is the one of highest Pt Dice there (`selection: pt`), or of
-the highest mean Dice of the annotated foreground classes, γ-alumina and Pt (`selection:
-foreground`, as nnU-Net selects on its mean foreground Dice), after the Pt calibration
-(learn.calibration) when it is on. Early stopping waits for the learning rate to decay to
+over-predicting Pt); the best epoch is the one of highest mean Dice of the annotated foreground
+classes there, γ-alumina and Pt (`selection: foreground`, as nnU-Net selects on its mean foreground
+Dice), or of highest Pt Dice (`selection: pt`), after the Pt calibration (learn.calibration) when
+it is on. On noisy data the Pt Dice of whole slices is flat over most epochs, and Pt alone picked
+under-trained early epochs poor on γ-alumina. Early stopping waits for the learning rate to decay to
 `stop_lr_fraction` of its start, so it never cuts a schedule short before its decay.
 
 An epoch can be the best only if every class annotated in the validation slices reaches
