@@ -303,8 +303,9 @@ def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
     the selection without calibration, from the same run."""
     import torch
 
-    from stemtomo.learn.training import missing_classes, selection_score, train
+    from stemtomo.learn.training import annotated_classes, missing_classes, selection_score, train
 
+    annotated = annotated_classes(sets[1]["labels"])
     raw = {"score": -1.0, "epoch": 0, "state": None}
     done = -1
     while True:
@@ -313,9 +314,8 @@ def train_tracked(name: str, sets: list, settings, checkpoint: Path) -> tuple:
             return result, raw
         done = len(result.history)
         argmax = {k: v for k, v in result.history[-1].items() if not k.startswith("val_cal_")}
-        score = selection_score(argmax, sets[1]["labels"], settings.selection)
-        if score > raw["score"] and not missing_classes(argmax, sets[1]["labels"],
-                                                        settings.min_class_dice):
+        score = selection_score(argmax, annotated, settings.selection)
+        if score > raw["score"] and not missing_classes(argmax, annotated, settings.min_class_dice):
             state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
             raw = {"score": score, "epoch": done, "state": state}
         if done >= settings.epochs:

@@ -90,8 +90,11 @@ class Generous(torch.nn.Module):
     def threshold(self) -> float:
         return 0.82 - 0.02 * float(self.epochs)
 
+    def alumina_threshold(self) -> float:
+        return 0.35
+
     def alumina(self, v):
-        return (v - 0.35) * 50
+        return (v - self.alumina_threshold()) * 50
 
     def forward(self, x):
         v = x[:, 0]
@@ -223,8 +226,8 @@ class Ripening(Generous):
     """Generous, and its γ-alumina threshold improves with every epoch (0.60, 0.55, ... down to
     the right 0.35): Pt is best early, alumina late."""
 
-    def alumina(self, v):
-        return (v - max(0.35, 0.65 - 0.05 * float(self.epochs))) * 50
+    def alumina_threshold(self) -> float:
+        return max(0.35, 0.65 - 0.05 * float(self.epochs))
 
 
 def test_foreground_selection_weighs_alumina_with_pt(monkeypatch, tmp_path):

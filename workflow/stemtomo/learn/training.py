@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..core.errors import StemtomoError
 from ..core.io import atomic_path
-from ..core.labels import BACKGROUND, CLASS_NAMES, CLASSES, IGNORE, PT
+from ..core.labels import BACKGROUND, CLASS_NAMES, CLASSES, PT, class_counts
 from . import calibration
 from .losses import make_loss
 from .models import build_model
@@ -218,6 +218,7 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
     identity = fingerprint(model_name, settings, train_set, val_set,
                            *([_as_arrays(init_state)] if init_state is not None else []))
     _resume(run, checkpoint, identity, model_name)
+    annotated = annotated_classes(val_set["labels"])
     ran = 0
     while run.epoch < settings.epochs:
         if _stop_early(run, settings):
@@ -225,13 +226,14 @@ def train(model_name: str, train_set: dict, val_set: dict, settings: TrainSettin
                      "epochs and the learning rate down to %.3g", run.epoch, settings.selection,
                      settings.patience, _lr(run))
             break
-        _epoch(run, images, labels, val_images, val_set["labels"], loss_fn, settings, progress)
+        _epoch(run, images, labels, val_images, val_set["labels"], annotated, loss_fn, settings,
+               progress)
         save_checkpoint(checkpoint, run, identity, best=run.best)
         ran += 1
         if stop_after is not None and ran >= stop_after:
             break
     if run.history and not run.best["epoch"] and run.epoch >= settings.epochs:
-        raise CollapsedTraining(_collapse_message(model_name, run.history, val_set["labels"],
+        raise CollapsedTraining(_collapse_message(model_name, run.history, annotated,
                                                   settings.min_class_dice))
     state = run.best["state"] or {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
     best = run.history[run.best["epoch"] - 1] if run.best["epoch"] else {}
@@ -246,28 +248,32 @@ def class_dice(row: dict, name: str) -> float:
     return float(row.get(f"val_cal_dice_{name}", row[f"val_dice_{name}"]))
 
 
-def missing_classes(row: dict, labels: np.ndarray, floor: float) -> list[str]:
-    """The classes annotated in the validation `labels` whose Dice in this epoch's `row` is below
-    `floor`: what the network does not segment yet (none when floor is 0)."""
+def annotated_classes(labels: np.ndarray) -> list[int]:
+    """The classes with at least one labelled voxel in `labels` (the validation slices)."""
+    counts = class_counts(labels)
+    return [c for c in CLASSES if counts[c]]
+
+
+def missing_classes(row: dict, annotated: list[int], floor: float) -> list[str]:
+    """The `annotated` classes whose Dice in this epoch's `row` is below `floor`: what the
+    network does not segment yet (none when floor is 0)."""
     if floor <= 0:
         return []
-    present = np.unique(labels[labels != IGNORE])
-    return [CLASS_NAMES[c] for c in CLASSES if c in present and class_dice(row, CLASS_NAMES[c]) < floor]
+    return [CLASS_NAMES[c] for c in annotated if class_dice(row, CLASS_NAMES[c]) < floor]
 
 
-def selection_score(row: dict, labels: np.ndarray, selection: str) -> float:
-    """What picks the best epoch: Pt Dice (`pt`), or the mean Dice of the foreground classes
-    annotated in the validation `labels` (`foreground`); calibrated when the row is."""
+def selection_score(row: dict, annotated: list[int], selection: str) -> float:
+    """What picks the best epoch: Pt Dice (`pt`), or the mean Dice of the `annotated` foreground
+    classes (`foreground`); calibrated when the row is."""
     if selection == "pt":
         return class_dice(row, CLASS_NAMES[PT])
-    present = np.unique(labels[labels != IGNORE])
-    names = [CLASS_NAMES[c] for c in CLASSES if c != BACKGROUND and c in present] or [CLASS_NAMES[PT]]
+    names = [CLASS_NAMES[c] for c in annotated if c != BACKGROUND] or [CLASS_NAMES[PT]]
     return float(np.mean([class_dice(row, n) for n in names]))
 
 
-def _collapse_message(model_name: str, history: list[dict], labels: np.ndarray,
+def _collapse_message(model_name: str, history: list[dict], annotated: list[int],
                       floor: float) -> str:
-    missing = sorted({c for row in history for c in missing_classes(row, labels, floor)})
+    missing = sorted({c for row in history for c in missing_classes(row, annotated, floor)})
     worst = []
     for name in missing:
         best = max(history, key=lambda row, n=name: class_dice(row, n))
@@ -327,7 +333,8 @@ def _resume(run: _Run, checkpoint: str, identity: str, model_name: str) -> None:
 
 
 def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: torch.Tensor,
-           val_labels: np.ndarray, loss_fn, settings: TrainSettings, progress: bool) -> None:
+           val_labels: np.ndarray, annotated: list[int], loss_fn, settings: TrainSettings,
+           progress: bool) -> None:
     """One pass over the training patches, then validation on the whole slices, schedule step
     and best weights."""
     run.model.train()
@@ -355,12 +362,12 @@ def _epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor, val_images: to
     row = {"epoch": run.epoch, "loss": mean_loss, "lr": _lr(run), **scores,
            "patches_per_s": len(images) / seconds}
     run.history.append(row)
-    score = selection_score(row, val_labels, settings.selection)
+    score = selection_score(row, annotated, settings.selection)
     if settings.schedule == "cosine":
         run.sched.step()
     else:
         run.sched.step(score)
-    missing = missing_classes(row, val_labels, settings.min_class_dice)
+    missing = missing_classes(row, annotated, settings.min_class_dice)
     if score > run.best["score"] and not missing:
         run.best = {"score": score, "epoch": run.epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}}
