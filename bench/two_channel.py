@@ -49,7 +49,7 @@ def run(mode: str, seed: int, dose: float, out: Path) -> dict:
     from stemtomo.learn.settings import PatchSettings, SegmentSettings, TrainSettings
 
     torch.set_num_threads(2)
-    base = ["train.models=[unet]", f"samples.hard.simulate.haadf.dose_e_per_A2={dose}",
+    base = ["train.models=[unet]", f"samples.hard.simulate.haadf.dose_e_per_A2={dose:g}",
             f"train.seed={seed}"]
     cfg, sample = bench.load_config(base)
     raw, truth, voxel_nm, _ = bench.build_data(cfg, sample, out)
