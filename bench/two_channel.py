@@ -79,8 +79,9 @@ def run(mode: str, seed: int, dose: float, out: Path) -> dict:
     seg = SegmentSettings.from_section(stage_settings(cfg, sample, "segment"))
     val = prec["val_slices"]
     z0, z1 = max(0, min(val) - 8), min(raw.shape[0], max(val) + 9)
-    x = np.concatenate([Normalisation.of(v, ps.normalisation).apply(v)[z0:z1, None]
-                        for v in inputs], axis=1)
+    # each source with the scaling its patches were made with (as segment applies model.pt's)
+    x = np.concatenate([Normalisation.from_record(p[2]["normalisation"]).apply(v[z0:z1])[:, None]
+                        for v, p in zip(inputs, parts, strict=True)], axis=1)
     probs = predict_slices(net.model, torch.as_tensor(np.ascontiguousarray(x, np.float32)),
                            net.model.multiple, seg.batch_size, torch.device("cpu"), net.priors,
                            seg.tile, seg.overlap, tta=seg.tta)
