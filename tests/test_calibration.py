@@ -205,7 +205,7 @@ def test_the_ensemble_is_calibrated_on_its_own_mean(tmp_path):
 
     net, volume, labels, argmax_pt = over_calling_net(tmp_path)
     loose = dataclasses.replace(net, priors=[1.0, 1.0, 1.0])  # "calibrated" to the argmax
-    images = net.normalisation.apply(volume)[:, None]
+    images = net.normalisations[0].apply(volume)[:, None]
     cpu, seg = torch.device("cpu"), stage(SegmentSettings)
     fit = calibrate_ensemble([net, loose], images, labels, cpu)
     row = fit["validation"]

@@ -136,6 +136,26 @@ def test_two_and_a_half_d_context_channels(toy):
         np.testing.assert_allclose((img % 1).max(axis=(1, 2)), expected, atol=1e-4)
 
 
+def test_two_sources_become_channels_of_the_same_patches(toy):
+    """denoise.input both: the reconstruction and its denoised form give the patches of either
+    alone, stacked source after source (context channels each), each normalised on its own."""
+    volume, labels = toy
+    ann = simulate_annotation(labels, 10)
+    other = (volume[:, ::-1] * 3.0 + 1.0).copy()
+    s = settings(patch_size=16, train_patches=32, context=1)
+    alone = [extract(v, ann, s) for v in (volume, other)]
+    train, val, rec = extract([volume, other], ann, s)
+    assert train.images.shape == (32, 6, 16, 16) and rec["channels"] == 6 and rec["sources"] == 2
+    for i, (one_train, one_val, one_rec) in enumerate(alone):
+        np.testing.assert_array_equal(train.centres, one_train.centres)
+        np.testing.assert_array_equal(train.images[:, 3 * i:3 * i + 3], one_train.images)
+        np.testing.assert_array_equal(val.images[:, 3 * i:3 * i + 3], one_val.images)
+        assert rec["source_normalisations"][i] == one_rec["normalisation"]
+    assert rec["normalisation"] == alone[0][2]["normalisation"]
+    with pytest.raises(ValueError, match="of one shape"):
+        extract([volume, other[:-1]], ann, s)
+
+
 def test_extract_records_disjoint_slabs_and_statistics(toy):
     volume, labels = toy
     ann = simulate_annotation(labels, 10)

@@ -71,11 +71,13 @@ def test_two_and_a_half_d_channels_reach_the_model():
     assert (labels[:, 1:-1, 1:-1] == truth[:, 1:-1, 1:-1]).mean() > 0.99
 
 
-@pytest.mark.parametrize("method", ["percentile", "robust"])
-def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(method):
+@pytest.mark.parametrize(("method", "sources"), [("percentile", 1), ("robust", 1),
+                                                 ("percentile", 2)])
+def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(method, sources):
     """Train/inference parity: the network sees bit-identical values for a region, whether it
     arrives in a training patch or a whole validation slice (learn.patches) or inside a slice
-    at inference (segment_volume, with the scaling stored in model.pt)."""
+    at inference (segment_volume, with the scaling stored in model.pt); with two input volumes
+    (the reconstruction and its denoised form) too, each scaled by its own normalisation."""
     from stemtomo.learn.patches import extract
     from stemtomo.learn.settings import PatchSettings
 
@@ -83,7 +85,8 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
     volume = (rng.gamma(2.0, 1.0, (20, 40, 48)) * 37.3 + 5.1).astype(np.float32)
     labels = np.full(volume.shape, 255, np.uint8)
     labels[2:18:2] = (volume[2:18:2] > 150).astype(np.uint8) * 2
-    train, val, record = extract(volume, labels, stage(PatchSettings, patch_size=16, context=1,
+    inputs = [volume, (volume[::-1] * 0.01 + 3.0).copy()][:sources]  # on another scale
+    train, val, record = extract(inputs, labels, stage(PatchSettings, patch_size=16, context=1,
                                                        train_patches=40, normalisation=method))
     seen = {}
 
@@ -92,12 +95,14 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
             seen.setdefault("x", []).append(x.clone())
             return super().forward(x)
 
-    stored = Normalisation.from_record(record["normalisation"])  # what model.pt keeps
-    assert stored == Normalisation.of(volume, method)
+    stored = [Normalisation.from_record(r) for r in record["source_normalisations"]]  # model.pt's
+    assert stored == [Normalisation.of(v, method) for v in inputs]
+    assert record["channels"] == 3 * sources and train.images.shape[1] == 3 * sources
     settings = stage(SegmentSettings, batch_size=1)
-    segment_volume(volume, Spy(3), torch.device("cpu"), settings, channels=3, multiple=8,
+    segment_volume(np.stack(inputs) if sources > 1 else volume, Spy(3 * sources),
+                   torch.device("cpu"), settings, channels=3 * sources, multiple=8,
                    normalisation=stored)
-    inputs = torch.cat(seen["x"]).numpy()  # (z, 3, y, x), padded to multiples of 8
+    inputs = torch.cat(seen["x"]).numpy()  # (z, 3 per source, y, x), padded to multiples of 8
     checked = 0
     for img, z, (cy, cx) in zip(train.images, train.slices, train.centres, strict=True):
         y0, x0 = cy - 8, cx - 8
@@ -107,6 +112,27 @@ def test_a_training_patch_and_the_same_region_at_inference_get_identical_inputs(
     assert checked >= 10
     for img, z in zip(val.images, val.slices, strict=True):  # whole slices, context included
         np.testing.assert_array_equal(inputs[z, :, :40, :48], img)
+
+
+def test_a_network_gets_as_many_normalisations_and_volumes_as_it_was_trained_on():
+    from stemtomo.core.errors import InputError
+    from stemtomo.learn.modelfile import ModelFile, input_scaling
+
+    volume, _ = volume_and_truth()
+    two = np.stack([volume, volume * 2])
+    settings = stage(SegmentSettings)
+    with pytest.raises(ValueError, match="2 input volume.*1 normalisation"):
+        segment_volume(two, Threshold(6), torch.device("cpu"), settings, channels=6, multiple=8,
+                       normalisation=Normalisation(0.0, 1.0))
+    with pytest.raises(ValueError, match="odd number of channels"):
+        segment_volume(two, Threshold(4), torch.device("cpu"), settings, channels=4, multiple=8)
+    net = ModelFile(build_model("unet", in_channels=2, base=4, depth=2), 2, 16,
+                    (Normalisation(0.0, 1.0), Normalisation(0.0, 2.0)), None, {})
+    with pytest.raises(InputError, match="m.pt: the network was trained on 2 input volume.*"
+                                         "given 1\n  fix: set denoise.input"):
+        input_scaling([net], volume, "model", "m.pt")
+    assert input_scaling([net], two, "volume") == (Normalisation.of(volume),
+                                                   Normalisation.of(volume * 2))
 
 
 def test_model_file_round_trip(tmp_path):
@@ -121,7 +147,7 @@ def test_model_file_round_trip(tmp_path):
     x = torch.randn(1, 3, 16, 16)
     torch.testing.assert_close(loaded.model(x), model(x))
     assert loaded.channels == 3 and loaded.patch_size == 16
-    assert loaded.normalisation == Normalisation(0.5, 2.5, "robust")
+    assert loaded.normalisations == (Normalisation(0.5, 2.5, "robust"),)
     assert loaded.priors == [1.0, 1.0, 0.25] and loaded.validation["val_dice_pt"] == 0.7
     assert loaded.record["best_epoch"] == 1 and loaded.record["provenance"] == {"rule": "train"}
 
@@ -316,10 +342,10 @@ def test_ensembles_refuse_networks_trained_on_other_inputs():
     from stemtomo.learn.modelfile import ModelFile, input_scaling
 
     model = build_model("unet", base=4, depth=2)
-    one = ModelFile(model, 1, 16, Normalisation(0.0, 2.0), None, {})
-    other = ModelFile(model, 1, 16, Normalisation(0.0, 3.0), None, {})
+    one = ModelFile(model, 1, 16, (Normalisation(0.0, 2.0),), None, {})
+    other = ModelFile(model, 1, 16, (Normalisation(0.0, 3.0),), None, {})
     with pytest.raises(ValueError, match="differently normalised"):
         input_scaling([one, other], np.zeros((2, 8, 8), np.float32), "model")
     volume = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-    assert input_scaling([one, one], volume, "model") == Normalisation(0.0, 2.0)
-    assert input_scaling([one], volume, "volume") == Normalisation.of(volume)
+    assert input_scaling([one, one], volume, "model") == (Normalisation(0.0, 2.0),)
+    assert input_scaling([one], volume, "volume") == (Normalisation.of(volume),)

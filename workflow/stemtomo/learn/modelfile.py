@@ -1,8 +1,9 @@
 """model.pt, the trained network's file: written by the train rule, read by segmentation.
 
 It holds the weights, the configuration that rebuilds the network, the data it expects (patch
-size, input channels, the normalisation of its training data), the Pt calibration (class priors of
-the softmax), the training settings, the best epoch with the history, and the provenance record.
+size, input channels, the normalisation of each of its training input volumes), the Pt
+calibration (class priors of the softmax), the training settings, the best epoch with the
+history, and the provenance record.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.errors import InputError
 from ..core.intensity import Normalisation
 from ..core.io import atomic_path
 from .models import build_model
@@ -25,9 +27,9 @@ from .training import TrainResult
 @dataclass
 class ModelFile:
     model: nn.Module            # rebuilt, weights loaded, in eval mode
-    channels: int               # input channels (2k + 1 for 2.5D context k)
+    channels: int               # input channels: (2k + 1) per source for 2.5D context k
     patch_size: int
-    normalisation: Normalisation  # of the training volume
+    normalisations: tuple[Normalisation, ...]  # of the training's input volumes (sources)
     priors: list[float] | None  # class weights of the softmax (Pt calibration); None: argmax
     record: dict                # everything else stored (train settings, history, provenance)
 
@@ -47,7 +49,8 @@ def save_model(path: str, result: TrainResult, patches: dict, settings: TrainSet
                     "data": {"patch_size": patches["patch_size"], "channels": patches["channels"],
                              # older patches.json: the percentiles as a list
                              "normalisation": patches.get("normalisation",
-                                                          patches.get("normalisation_percentiles"))},
+                                                          patches.get("normalisation_percentiles")),
+                             "source_normalisations": patches.get("source_normalisations")},
                     "priors": result.priors,
                     "train": settings.as_dict(), "best_epoch": result.best_epoch,
                     "history": result.history, "provenance": provenance}, tmp)
@@ -60,22 +63,33 @@ def load_model(path: str, device: torch.device) -> ModelFile:
     model.load_state_dict(ck["state_dict"])
     model.eval()
     data = ck["data"]
-    norm = data.get("normalisation", data.get("normalisation_percentiles"))  # older files: a list
+    # older files: one source, its percentiles as a list
+    norms = data.get("source_normalisations") or [
+        data.get("normalisation", data.get("normalisation_percentiles"))]
     return ModelFile(model, int(data["channels"]), int(data["patch_size"]),
-                     Normalisation.from_record(norm), ck.get("priors"), ck)
+                     tuple(Normalisation.from_record(n) for n in norms), ck.get("priors"), ck)
 
 
 def input_scaling(nets: list[ModelFile], volume: np.ndarray, setting: str,
-                  source: str = "model.pt") -> Normalisation:
-    """The normalisation segmentation applies: the training's, stored in the model file(s)
-    (`model`), or the model's method recomputed on `volume` (`volume`)."""
-    first = nets[0].normalisation
-    if any(n.normalisation != first for n in nets[1:]):
+                  source: str = "model.pt") -> tuple[Normalisation, ...]:
+    """The normalisation segmentation applies to each input source of `volume` ((z, y, x), or
+    (sources, z, y, x)): the training's, stored in the model file(s) (`model`), or the model's
+    method recomputed on each source (`volume`)."""
+    first = nets[0].normalisations
+    if any(n.normalisations != first for n in nets[1:]):
         raise ValueError(f"{source}: the ensemble's networks were trained on differently "
                          "normalised data; retrain them on the same patches")
     if any(n.channels != nets[0].channels for n in nets[1:]):
         raise ValueError(f"{source}: the ensemble's networks take different input channels")
-    return first if setting == "model" else Normalisation.of(volume, first.method)
+    given = [volume] if volume.ndim == 3 else list(volume)
+    if len(given) != len(first):
+        raise InputError(source, f"the network was trained on {len(first)} input volume(s) "
+                         f"(denoise.input), segmentation was given {len(given)}",
+                         "set denoise.input as when the networks were trained, or rerun the "
+                         "patches and train rules with this config")
+    if setting == "model":
+        return first
+    return tuple(Normalisation.of(v, n.method) for v, n in zip(given, first, strict=True))
 
 
 def _multiple(nets: list[ModelFile]) -> int:
@@ -86,13 +100,15 @@ def _multiple(nets: list[ModelFile]) -> int:
 def segment_with(nets: list[ModelFile], volume: np.ndarray, device: torch.device,
                  settings: SegmentSettings, z_range: tuple[int, int] | None = None,
                  models: list[torch.nn.Module] | None = None, progress: bool = False,
-                 ensemble_prior: list[float] | None = None
+                 ensemble_prior: list[float] | None = None, source: str = "model.pt"
                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Segment `volume` with one network, or with several as an ensemble (the mean of their
+    """Segment `volume` ((z, y, x), or (sources, z, y, x) for a network trained on several input
+    volumes) with one network, or with several as an ensemble (the mean of their
     calibrated probabilities, scaled by `ensemble_prior`: see calibrate_ensemble), each with its
-    stored Pt calibration. `models` may replace the networks by compiled forms of them."""
+    stored Pt calibration. `models` may replace the networks by compiled forms of them;
+    `source` names the model files in errors."""
     models = models or [n.model for n in nets]
-    scaling = input_scaling(nets, volume, settings.normalisation)
+    scaling = input_scaling(nets, volume, settings.normalisation, source)
     one = len(nets) == 1
     return segment_volume(volume, models[0] if one else models, device, settings,
                           channels=nets[0].channels, multiple=_multiple(nets),

@@ -7,10 +7,15 @@ separated by a gap so that 2.5D context channels never reach across. A configura
 training patches is centred on a Pt voxel, as nnU-Net oversamples foreground (Isensee et al., Nat.
 Methods 2021), because Pt is ~0.3 % of the voxels. Validation keeps the annotated slices whole, so
 it sees Pt at its true rate.
+
+The input may be several volumes of one grid (sources: the reconstruction and its denoised form,
+denoise.input both), each normalised on its own and stacked source by source as channels (each
+with its 2.5D context), as segmentation stacks them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +35,16 @@ class PatchSet:
     slices: np.ndarray   # z index of each patch
     centres: np.ndarray  # (n, 2) y, x of each patch centre
     pt_centred: np.ndarray  # bool: drawn as a Pt-centred patch
+
+
+def as_sources(volume: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The input's volumes: one (z, y, x) volume, or several (a list, or a (sources, z, y, x)
+    array) of one shape."""
+    sources = [volume] if isinstance(volume, np.ndarray) and volume.ndim == 3 else list(volume)
+    if not sources or any(v.ndim != 3 or v.shape != sources[0].shape for v in sources):
+        raise ValueError(f"input volumes of shapes {[v.shape for v in sources]}: need one or more "
+                         "(z, y, x) volumes of one shape")
+    return sources
 
 
 def check_labels(volume: np.ndarray, labels: np.ndarray, source: str) -> None:
@@ -120,19 +135,26 @@ def split_slices(annotated: np.ndarray, val_fraction: float, gap: int) -> tuple[
     return train, val
 
 
+def _stack(volume: np.ndarray) -> np.ndarray:
+    """(sources, z, y, x) of a (z, y, x) volume or of a stack of sources."""
+    return volume[None] if volume.ndim == 3 else volume
+
+
 def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: int, size: int,
            pt_fraction: float, context: int, rng: np.random.Generator) -> PatchSet:
-    """`count` patches of size×size from the given z-slices; `context` neighbours on each side
-    become extra channels (2.5D). Each centre is a uniformly drawn labelled pixel of a uniformly
-    drawn slice, or, for a `pt_fraction` of the patches, a Pt pixel of a slice that has Pt."""
-    nz, ny, nx = volume.shape
+    """`count` patches of size×size from the given z-slices of a (z, y, x) volume or a
+    (sources, z, y, x) stack; `context` neighbours on each side become extra channels (2.5D),
+    source after source. Each centre is a uniformly drawn labelled pixel of a uniformly drawn
+    slice, or, for a `pt_fraction` of the patches, a Pt pixel of a slice that has Pt (the labels
+    and `rng` alone decide where: every source gets the same patches)."""
+    stack = _stack(volume)
+    n_src, nz = stack.shape[:2]
     half = size // 2
-    pad = ((0, 0), (half, half), (half, half))
-    vol_p = np.pad(volume, pad, mode="reflect")
-    lab_p = np.pad(labels, pad, constant_values=IGNORE)
+    vol_p = np.pad(stack, ((0, 0), (0, 0), (half, half), (half, half)), mode="reflect")
+    lab_p = np.pad(labels, ((0, 0), (half, half), (half, half)), constant_values=IGNORE)
     labelled = {z: np.argwhere(labels[z] != IGNORE) for z in slices}
     pt = {z: np.argwhere(labels[z] == PT) for z in slices}
-    images = np.empty((count, 2 * context + 1, size, size), np.float32)
+    images = np.empty((count, n_src * (2 * context + 1), size, size), np.float32)
     out_labels = np.empty((count, size, size), np.uint8)
     zs = np.empty(count, int)
     centres = np.empty((count, 2), int)
@@ -145,7 +167,7 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
         pool = pt[z] if want_pt else labelled[z]
         cy, cx = pool[rng.integers(len(pool))]
         chans = np.clip(np.arange(z - context, z + context + 1), 0, nz - 1)
-        images[i] = vol_p[chans, cy:cy + size, cx:cx + size]
+        images[i] = vol_p[:, chans, cy:cy + size, cx:cx + size].reshape(-1, size, size)
         out_labels[i] = lab_p[z, cy:cy + size, cx:cx + size]
         zs[i], centres[i], pt_centred[i] = z, (cy, cx), bool(want_pt)
     return PatchSet(images, out_labels, zs, centres, pt_centred)
@@ -154,20 +176,25 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
 def whole_slices(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray,
                  context: int) -> PatchSet:
     """The given z-slices whole, each with its 2.5D context channels (clipped at the volume's
-    ends, as segmentation clips them)."""
-    nz, ny, nx = volume.shape
+    ends, as segmentation clips them), source after source for a (sources, z, y, x) stack."""
+    stack = _stack(volume)
+    n_src, nz, ny, nx = stack.shape
     chans = np.clip(slices[:, None] + np.arange(-context, context + 1)[None, :], 0, nz - 1)
     n = len(slices)
-    return PatchSet(np.ascontiguousarray(volume[chans]), labels[slices].copy(),
+    images = stack[:, chans].transpose(1, 0, 2, 3, 4).reshape(n, -1, ny, nx)
+    return PatchSet(np.ascontiguousarray(images), labels[slices].copy(),
                     np.asarray(slices), np.tile([ny // 2, nx // 2], (n, 1)), np.zeros(n, bool))
 
 
-def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
-            source: str = "labels", split: tuple[list[int], list[int]] | None = None
-            ) -> tuple[PatchSet, PatchSet, dict]:
-    """Training patches, the whole validation slices, and their record. `split` gives the
-    training and validation slices (a 2D dataset's own parts); else validation is the middle
-    block of the annotated slices (split_slices)."""
+def extract(volume: np.ndarray | Sequence[np.ndarray], labels: np.ndarray,
+            settings: PatchSettings, source: str = "labels",
+            split: tuple[list[int], list[int]] | None = None) -> tuple[PatchSet, PatchSet, dict]:
+    """Training patches, the whole validation slices, and their record, from one volume or from
+    several sources (as_sources), each normalised on its own. `split` gives the training and
+    validation slices (a 2D dataset's own parts); else validation is the middle block of the
+    annotated slices (split_slices)."""
+    sources = as_sources(volume)
+    volume = sources[0]
     check_labels(volume, labels, source)
     labels = labels.astype(np.uint8, copy=False)  # values checked: 0, 1, 2 or 255
     annotated = np.flatnonzero((labels != IGNORE).any(axis=(1, 2)))
@@ -178,8 +205,9 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
         train_z, val_z = (np.intersect1d(np.asarray(part, int), annotated) for part in split)
     if not (labels == PT).any():  # none at all: not a matter of which slices validate
         raise InputError(source, *values_problem(value_counts(labels)))
-    scale = Normalisation.of(volume, settings.normalisation)
-    norm = scale.apply(volume)
+    scales = [Normalisation.of(v, settings.normalisation) for v in sources]
+    norm = _stack(scales[0].apply(volume)) if len(sources) == 1 else \
+        np.stack([s.apply(v) for s, v in zip(scales, sources, strict=True)])
     rng = np.random.default_rng(settings.seed)
     size, ctx, frac = settings.patch_size, settings.context, settings.pt_fraction
     if size > min(volume.shape[1:]):
@@ -194,8 +222,11 @@ def extract(volume: np.ndarray, labels: np.ndarray, settings: PatchSettings,
     val = whole_slices(norm, labels, val_z, ctx)
     record = {
         "train_slices": train_z.tolist(), "val_slices": val_z.tolist(),
-        "annotated_slices": annotated.tolist(), "patch_size": size, "channels": 2 * ctx + 1,
-        "normalisation": scale.as_record(), "pt_fraction": frac,
+        "annotated_slices": annotated.tolist(), "patch_size": size,
+        "channels": len(sources) * (2 * ctx + 1), "sources": len(sources),
+        # one scaling per source; "normalisation" alone: the first's (as before sources)
+        "normalisation": scales[0].as_record(),
+        "source_normalisations": [s.as_record() for s in scales], "pt_fraction": frac,
         "train": {"patches": len(train.labels), "pt_centred": int(train.pt_centred.sum()),
                   **class_statistics(train.labels)},
         "val": {"slices": len(val.labels), **class_statistics(val.labels)},

@@ -7,7 +7,10 @@ the network whole, reflect-padded to a multiple of 2^depth and cropped back; sli
 softmax over the four flips. Each network's softmax may be corrected by class priors (the Pt
 calibration stored in model.pt: p_c ∝ w_c·p_c, Saerens et al., Neural Comput. 2002); an ensemble
 averages its networks' corrected probabilities, which may be corrected again by the ensemble's own
-prior (fitted on the validation slices like each network's). Training's validation predicts whole
+prior (fitted on the validation slices like each network's). A network trained on several input
+volumes (sources, e.g. the reconstruction and its denoised form) gets them stacked as channels,
+source after source, each with its own normalisation and 2.5D context, as learn.patches stacks
+them. Training's validation predicts whole
 slices through the same functions (`predict_slices`).
 """
 
@@ -158,22 +161,24 @@ def labels_from_scores(scores: torch.Tensor) -> torch.Tensor:
 def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
                    device: torch.device, settings: SegmentSettings, *, channels: int,
                    multiple: int, amp: bool = False, z_range: tuple[int, int] | None = None,
-                   normalisation: Normalisation | None = None, priors=None,
+                   normalisation: Normalisation | Sequence[Normalisation] | None = None,
+                   priors=None,
                    ensemble_prior: Sequence[float] | None = None,
                    progress: bool = False, block_voxels: int = 2**26
                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(z, y, x) volume → uint8 labels and, with settings.probabilities, float16 class
-    probabilities (classes, z, y, x).
+    """(z, y, x) volume, or a (sources, z, y, x) stack of input volumes, → uint8 labels (z, y, x)
+    and, with settings.probabilities, float16 class probabilities (classes, z, y, x).
 
     `model` is one network or a list (an ensemble: the mean of their probabilities); `priors`
     the class-prior weights of its softmax (one sequence per network of an ensemble; None: none),
     `ensemble_prior` those of an ensemble's mean probabilities.
-    `channels` is the network's input (2.5D context: channels // 2 neighbours each side),
+    `channels` is the network's input (2.5D context: (channels / sources) // 2 neighbours each
+    side), `normalisation` one scaling per source (by default each source's own),
     `multiple` its 2^depth (an ensemble's: their least common multiple). `z_range` = [start,
-    stop) segments only those slices (a slab job); normalisation (`normalisation`, by default
-    the volume's own) and 2.5D context still use the whole volume, so slabs join into exactly the
-    whole-volume result. The volume goes to `device` in blocks of about `block_voxels` (with their
-    2.5D context), the next block travelling while the current one is computed; normalisation,
+    stop) segments only those slices (a slab job); normalisation and 2.5D context still use the
+    whole volume, so slabs join into exactly the whole-volume result. The volume goes to `device`
+    in blocks of about `block_voxels` (all sources, with their 2.5D context), the next block
+    travelling while the current one is computed; normalisation,
     padding, softmax and argmax run there, and each block's uint8 labels (and float16
     probabilities) come back while the next is computed.
     Batches are always full (the last one repeats its final slice), so a compiled model and
@@ -181,24 +186,31 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
     """
     if settings.tile % multiple:
         raise ValueError(f"tile {settings.tile} must be a multiple of {multiple} (2^depth)")
-    if z_range is not None and not 0 <= z_range[0] < z_range[1] <= volume.shape[0]:
-        raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the "
-                         f"{volume.shape[0]} slices")
-    norm = normalisation or Normalisation.of(volume)
+    stack = volume[None] if volume.ndim == 3 else volume
+    n_src, nz, ny, nx = stack.shape
+    if z_range is not None and not 0 <= z_range[0] < z_range[1] <= nz:
+        raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the {nz} slices")
+    if normalisation is None:
+        norms = [Normalisation.of(v) for v in stack]
+    else:
+        norms = [normalisation] if isinstance(normalisation, Normalisation) else list(normalisation)
+    if len(norms) != n_src or channels % n_src or (channels // n_src) % 2 == 0:
+        raise ValueError(f"{n_src} input volume(s) with {len(norms)} normalisation(s) for a "
+                         f"network of {channels} input channels: need one normalisation per "
+                         "volume and an odd number of channels (2.5D context) per volume")
     models, priors = _members(model, priors, ensemble_prior)
-    nz, ny, nx = volume.shape
     z_lo, z_hi = z_range or (0, nz)
     batch = settings.batch_size
-    per_block = -(-max(1, block_voxels // (ny * nx)) // batch) * batch  # a multiple of batch
+    per_block = -(-max(1, block_voxels // (n_src * ny * nx)) // batch) * batch  # a multiple of batch
     blocks = [(c0, min(c0 + per_block, z_hi)) for c0 in range(z_lo, z_hi, per_block)]
     labels = np.empty((z_hi - z_lo, ny, nx), np.uint8)
     probs = None
-    k = channels // 2
+    k = channels // n_src // 2
     up, down = Uploader(device), Downloader(device)
 
     def send(c0: int, c1: int) -> tuple[int, Sent]:
         s0 = max(c0 - k, 0)
-        return s0, up.send(volume[s0:min(c1 + k, nz)])
+        return s0, up.send(stack[:, s0:min(c1 + k, nz)])
 
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     models = [m.to(memory_format=fmt) for m in models]  # NHWC: fast bf16 convolutions on GPUs
@@ -209,7 +221,8 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
             s0, sent = upcoming
             if i + 1 < len(blocks):
                 upcoming = send(*blocks[i + 1])  # travels while this block is computed
-            x_block = norm.apply(up.receive(sent).float())
+            raw = up.receive(sent).float()
+            x_block = torch.stack([n.apply(raw[j]) for j, n in enumerate(norms)])
             lab, prob = _segment_block(models, (priors, ensemble_prior), x_block, s0, (c0, c1),
                                        nz, k, multiple, settings, fmt, bar)
             results = [(lab, labels[c0 - z_lo:c1 - z_lo])]
@@ -228,10 +241,10 @@ def _segment_block(models: list[nn.Module], priors: tuple, x_block: torch.Tensor
                    settings: SegmentSettings, fmt: torch.memory_format,
                    bar) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Labels (and probabilities) of the slices `block` = [c0, c1) on the device, in full batches,
-    from the normalised block `x_block` that starts at slice s0 (its 2.5D context included);
-    `priors` = (each network's, the ensemble's)."""
+    from the normalised block `x_block` (sources, z, y, x) that starts at slice s0 (its 2.5D
+    context included); `priors` = (each network's, the ensemble's)."""
     c0, c1 = block
-    _, ny, nx = x_block.shape
+    _, _, ny, nx = x_block.shape
     device, batch = x_block.device, settings.batch_size
     offsets = np.arange(-k, k + 1)
     lab = torch.empty((c1 - c0, ny, nx), dtype=torch.uint8, device=device)
@@ -240,7 +253,9 @@ def _segment_block(models: list[nn.Module], priors: tuple, x_block: torch.Tensor
         n = min(batch, c1 - z0)
         zs = np.minimum(np.arange(z0, z0 + batch), c1 - 1)
         idx = np.clip(zs[:, None] + offsets[None, :], 0, nz - 1) - s0
-        scores = _padded_scores(models, x_block[to_device(idx, device)], multiple, settings.tile,
+        x = x_block[:, to_device(idx, device)]  # (sources, batch, 2k + 1, y, x)
+        x = x.transpose(0, 1).reshape(batch, -1, ny, nx)  # source after source, as patches
+        scores = _padded_scores(models, x, multiple, settings.tile,
                                 settings.overlap, settings.tta, settings.probabilities,
                                 priors[0], fmt, priors[1])[:n]
         lab[z0 - c0:z0 - c0 + n] = labels_from_scores(scores)
