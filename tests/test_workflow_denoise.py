@@ -58,6 +58,21 @@ def test_enabled_it_runs_between_reconstruct_and_every_later_stage(tmp_path):
     assert all("01_align/tiltseries.tif" in i for i in job_inputs(r.stdout, "denoise_split"))
 
 
+def test_with_input_both_the_networks_read_the_reconstruction_and_the_denoised_volume(tmp_path):
+    config = shipped()
+    config["denoise"] = {"enabled": True, "input": "both"}
+    r = snakemake(tmp_path, config, "-n")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert planned_jobs(r) == {**SHIPPED_JOBS, "denoise_split": 2, "denoise": 1}
+    raw, denoised = "results/demo/02_recon/volume.tif", "results/demo/02b_denoise/volume.tif"
+    for rule in ("patches", "segment_slab"):
+        inputs = job_inputs(r.stdout, rule)
+        assert inputs and all(raw in i and denoised in i for i in inputs), rule
+    for rule in ("annotations", "segment", "evaluate_model", "export"):  # shown: the denoised
+        inputs = job_inputs(r.stdout, rule)
+        assert inputs and all(denoised in i and raw not in i for i in inputs), rule
+
+
 def test_a_volume_sample_cannot_be_denoised(tmp_path):
     (tmp_path / "v.npy").write_bytes(b"")
     config = {"samples": {"rec": {"volume": "v.npy", "denoise": {"enabled": True}}}}
@@ -104,3 +119,20 @@ def test_a_tiny_sample_is_denoised(tmp_path):
     sample["denoise"]["epochs"] = 3
     assert planned_jobs(snakemake(tmp_path, config, "-n", target)) == {"denoise": 1,
                                                                         "denoise_split": 2}
+    # input both: the reconstruction and the denoised volume as two input sources of the
+    # network; choosing it reruns nothing of the denoising
+    sample["denoise"].update(epochs=2, input="both")
+    labels = "results/tiny/05_segment/unet/labels.tif"
+    assert planned_jobs(snakemake(tmp_path, config, "-n", labels)) == {
+        "annotations": 1, "patches": 1, "train": 1, "segment_slab": 1, "segment": 1}
+    r = snakemake(tmp_path, config, labels)
+    assert r.returncode == 0, r.stderr[-3000:]
+    patches = json.loads((res / "03_patches/patches.json").read_text())
+    assert patches["sources"] == 2 and patches["channels"] == 2  # 2D (patches.context 0)
+    with np.load(res / "03_patches/val.npz") as val:
+        assert val["images"].shape[1] == 2
+    assert patches["source_files"] == [f"{res.relative_to(tmp_path)}/02_recon/volume.tif",
+                                       f"{res.relative_to(tmp_path)}/02b_denoise/volume.tif"]
+    assert len({json.dumps(n) for n in patches["source_normalisations"]}) == 2
+    assert tifffile.imread(tmp_path / labels).shape == raw.shape
+    assert " + " in (res / "logs/patches.log").read_text()

@@ -146,6 +146,14 @@ def volume_of(sample):
     return f"results/{sample}/02_recon/volume.tif"
 
 
+def network_inputs(sample):
+    """The volumes the segmentation networks read, one input source each (patches, segment_slab):
+    volume_of, after the reconstruction itself with denoise.input both."""
+    if denoises(sample) and stage_settings(config, sample, "denoise")["input"] == "both":
+        return [f"results/{sample}/02_recon/volume.tif", volume_of(sample)]
+    return [volume_of(sample)]
+
+
 def annotation_inputs(wildcards):
     """Inputs of the annotations job: the simulated truth, or the sample's label volume or the
     mask files of its folder (listed, so adding or changing a slice reruns what follows)."""

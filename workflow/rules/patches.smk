@@ -27,7 +27,7 @@ rule annotations:
 rule patches:
     input:
         unpack(patch_split),
-        volume=lambda wc: volume_of(wc.sample),
+        volumes=lambda wc: network_inputs(wc.sample),
         labels=labels_input,
     output:
         train="results/{sample}/03_patches/train.npz",

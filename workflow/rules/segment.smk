@@ -22,7 +22,7 @@ rule calibrate_ensemble:
 rule segment_slab:
     input:
         unpack(ensemble_calibration),
-        volume=lambda wc: volume_of(wc.sample),
+        volumes=lambda wc: network_inputs(wc.sample),
         model=model_input,
     output:
         labels=temp("results/{sample}/05_segment/{model}/slabs/{slab}.npy"),

@@ -1,4 +1,5 @@
-"""Rule patches: train/validation patch sets from the reconstruction and its (partial) labels."""
+"""Rule patches: train/validation patch sets from the reconstruction (or it and its denoised form,
+denoise.input both) and its (partial) labels."""
 
 import json
 import logging
@@ -19,18 +20,20 @@ log = logging.getLogger("stemtomo.patches")
 
 def main(smk) -> None:
     settings = PatchSettings.from_section(smk.params.settings)
-    volume = read_tiltseries(smk.input.volume).data.astype(np.float32)
+    volumes = [read_tiltseries(p).data.astype(np.float32) for p in smk.input.volumes]
     labels = read_tiltseries(smk.input.labels).data  # stemtomo's classes (rule annotations)
     split = None
     if smk.input.get("split"):  # a 2D dataset: its own training and validation images
         parts = json.loads(Path(smk.input.split).read_text())
         split = (parts["train_slices"], parts["val_slices"])
-    train, val, record = extract(volume, labels, settings, source=smk.input.labels, split=split)
+    train, val, record = extract(volumes, labels, settings, source=smk.input.labels, split=split)
+    record["source_files"] = list(smk.input.volumes)
     for path, ps in ((smk.output.train, train), (smk.output.val, val)):
         io.write_npz(path, images=ps.images, labels=ps.labels, slices=ps.slices,
                      centres=ps.centres, pt_centred=ps.pt_centred)
     io.write_json(smk.output.json, record)
     patch_examples(smk.output.figure, train, val)
+    log.info("input: %s (%d channels)", " + ".join(smk.input.volumes), record["channels"])
     log.info("train slices %s, validation slices %s", record["train_slices"], record["val_slices"])
     log.info("class fractions (bg, alumina, Pt): train %s, val %s", record["train"]["fractions"],
              record["val"]["fractions"])

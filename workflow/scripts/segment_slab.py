@@ -27,8 +27,11 @@ def main(smk) -> None:
     torch.set_num_threads(smk.threads)
     device = pick_device(settings.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: cuDNN's fastest kernels
-    volume = read_tiltseries(smk.input.volume).data.astype(np.float32)  # (z, y, x) TIFF
-    z_range = slab_rows(volume.shape[0], settings.slabs, "segment.slabs")[int(smk.wildcards.slab)]
+    # (z, y, x) TIFFs; several (denoise.input both): stacked as the network's input sources
+    sources = [read_tiltseries(p).data.astype(np.float32) for p in smk.input.volumes]
+    volume = sources[0] if len(sources) == 1 else np.stack(sources)
+    del sources
+    z_range = slab_rows(volume.shape[-3], settings.slabs, "segment.slabs")[int(smk.wildcards.slab)]
     paths = [smk.input.model] if isinstance(smk.input.model, str) else list(smk.input.model)
     nets = [load_model(p, device) for p in paths]
     models = [torch.compile(n.model) if settings.compile else n.model for n in nets]
@@ -46,7 +49,7 @@ def main(smk) -> None:
         validation = {Path(p).parent.name: n.validation for p, n in zip(paths, nets, strict=True)}
     t0 = time.perf_counter()
     labels, probs = segment_with(nets, volume, device, settings, z_range, models, progress=True,
-                                 ensemble_prior=ensemble_prior)
+                                 ensemble_prior=ensemble_prior, source=", ".join(paths))
     seconds = time.perf_counter() - t0
     io.write_npy(smk.output.labels, labels)
     io.write_npy(smk.output.probabilities, probs if probs is not None else np.empty(0, np.float16))

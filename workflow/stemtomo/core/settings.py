@@ -16,9 +16,11 @@ from .errors import ConfigError
 # Settings that change how a stage runs or what else is written, not the results of its rules:
 # config.rule_params leaves them out of the rule parameters, so editing them reruns nothing, and
 # the scripts read them from the config through `job_settings`. (`reconstruct.mrc` only adds the
-# reconstruct_mrc target, `segment.ensemble` the ensemble's targets.)
+# reconstruct_mrc target, `segment.ensemble` the ensemble's targets, `denoise.input` the inputs
+# of the patches and segment_slab jobs, which rerun them by their changed inputs.)
 RUNTIME_KEYS = {"reconstruct": ("max_memory_fraction", "mrc"),
-                "segment": ("batch_size", "ensemble")}
+                "segment": ("batch_size", "ensemble"),
+                "denoise": ("input",)}
 
 
 def canonical(value: object) -> object:

@@ -94,6 +94,7 @@ class DenoiseSettings(Section):
     """Noise2Inverse denoising of the reconstruction (learn.denoise), before the patches."""
 
     SCHEMA = "denoise"
+    NOT_FIELDS = frozenset({"input"})  # chooses the later stages' inputs (Snakefile), not this job
 
     enabled: bool
     splits: int           # K interleaved tilt subsets, one sub-reconstruction each
