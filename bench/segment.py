@@ -56,8 +56,9 @@ def load_config(overrides: list[str], preset: Path = PRESET) -> tuple[dict, str]
 
 
 def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Reconstruction (denoised when the config enables denoise), clean truth and voxel size of
-    the preset's sample (cached)."""
+    """Reconstruction (denoised when the config enables denoise; with denoise.input both, the
+    (2, z, y, x) stack of the reconstruction and the denoised volume), clean truth and voxel
+    size of the preset's sample (cached)."""
     from stemtomo.core.readers import RawSeries
     from stemtomo.prep.importer import import_tiltseries
     from stemtomo.prep.settings import ImportSettings
@@ -103,19 +104,23 @@ def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndar
         record["reconstruction_error_vs_density"] = round(
             relative_error(data["volume"], data["density"]), 4)
         record["volume_error_vs_density"] = round(relative_error(volume, data["density"]), 4)
+    if denoise["enabled"] and denoise["input"] == "both":  # two input sources, as patches reads
+        volume = np.stack([data["volume"], volume])
     return volume, data["truth"], float(data["voxel_nm"]), record
 
 
-def from_results(res: Path) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """A pipeline run's volume (denoised where it was), clean truth and voxel size."""
+def from_results(res: Path, both: bool = False) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """A pipeline run's volume (denoised where it was; `both`: stacked after the
+    reconstruction, as denoise.input both), clean truth and voxel size."""
     from stemtomo.core.readers import read_tiltseries
 
-    path = res / "02b_denoise" / "volume.tif"
-    path = path if path.is_file() else res / "02_recon" / "volume.tif"
-    vol = read_tiltseries(str(path))
+    recon, path = res / "02_recon" / "volume.tif", res / "02b_denoise" / "volume.tif"
+    paths = [recon, path] if both else [path if path.is_file() else recon]
+    vols = [read_tiltseries(str(p)) for p in paths]
     truth = read_tiltseries(str(res / "00_simulate" / "labels.tif")).data
-    return (vol.data.astype(np.float32), np.asarray(truth), float(vol.pixel_size_nm),
-            {"from_results": str(path)})
+    volume = np.stack([v.data.astype(np.float32) for v in vols])
+    return (volume[0] if len(vols) == 1 else volume, np.asarray(truth),
+            float(vols[0].pixel_size_nm), {"from_results": [str(p) for p in paths]})
 
 
 def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> tuple[np.ndarray, dict]:
@@ -128,8 +133,9 @@ def denoised(data: dict, denoise: dict, recon: dict, cache: Path, key: str) -> t
     from stemtomo.learn.settings import DenoiseSettings
     from stemtomo.recon.settings import ReconstructSettings
 
-    # The network's output is cached unblended: a blend needs no retraining.
-    pure = {k: v for k, v in denoise.items() if k != "blend"}
+    # The network's output is cached unblended: a blend needs no retraining (nor does what the
+    # segmentation reads, `input`).
+    pure = {k: v for k, v in denoise.items() if k not in ("blend", "input")}
     dkey = hashlib.sha256(json.dumps(pure, sort_keys=True).encode()).hexdigest()[:12]
     path = cache / f"data-{key}-denoised-{dkey}.npz"
     weight = float(denoise.get("blend", 1.0))
@@ -255,6 +261,8 @@ def patch_validation(volume: np.ndarray, annotation: np.ndarray, val_slices: lis
     from stemtomo.core.intensity import Normalisation
     from stemtomo.learn.patches import sample
 
+    if volume.ndim != 3:
+        raise SystemExit("--patch-validation takes one input volume (not denoise.input both)")
     norm = Normalisation.of(volume, ps.normalisation).apply(volume)
     rng = np.random.default_rng([ps.seed, 1])
     return sample(norm, annotation, np.asarray(val_slices), PATCH_VALIDATION, ps.patch_size,
@@ -279,8 +287,8 @@ def segment_and_evaluate(nets: list, name: str, volume: np.ndarray, truth: np.nd
         labels, _ = segment_with(nets, volume, torch.device("cpu"), seg, ensemble_prior=prior)
     else:  # only the evaluated slab and a margin for the 3D clean-up; background elsewhere
         z0 = max(0, min(val_slices) - SLAB_MARGIN)
-        z1 = min(volume.shape[0], max(val_slices) + 1 + SLAB_MARGIN)
-        labels = np.zeros(volume.shape, np.uint8)
+        z1 = min(truth.shape[0], max(val_slices) + 1 + SLAB_MARGIN)
+        labels = np.zeros(truth.shape, np.uint8)
         labels[z0:z1] = segment_with(nets, volume, torch.device("cpu"), seg, (z0, z1),
                                      ensemble_prior=prior)[0]
     seconds = round(time.perf_counter() - t0, 1)
@@ -397,7 +405,9 @@ def main() -> None:
     cfg, sample = load_config(args.set, args.preset)
     t0 = time.perf_counter()
     if args.from_results:
-        volume, truth, voxel_nm, data = from_results(Path(args.from_results))
+        denoise = stage_settings(cfg, sample, "denoise")
+        volume, truth, voxel_nm, data = from_results(
+            Path(args.from_results), denoise["enabled"] and denoise["input"] == "both")
     else:
         volume, truth, voxel_nm, data = build_data(cfg, sample, out_dir)
     result = {"benchmark": "segment", "recipe": args.name, "overrides": args.set,
