@@ -32,7 +32,7 @@ def main(smk) -> None:
         io.write_npz(path, images=ps.images, labels=ps.labels, slices=ps.slices,
                      centres=ps.centres, pt_centred=ps.pt_centred)
     io.write_json(smk.output.json, record)
-    patch_examples(smk.output.figure, train, val)
+    patch_examples(smk.output.figure, train, val, sources=record["sources"])
     log.info("input: %s (%d channels)", " + ".join(smk.input.volumes), record["channels"])
     log.info("train slices %s, validation slices %s", record["train_slices"], record["val_slices"])
     log.info("class fractions (bg, alumina, Pt): train %s, val %s", record["train"]["fractions"],

@@ -10,17 +10,19 @@ from ..core.labels import CLASS_NAMES, COLOURS, colour_table
 from ..core.plotting import pyplot, save
 
 
-def patch_examples(path: str | os.PathLike, train, val, count: int = 6) -> None:
+def patch_examples(path: str | os.PathLike, train, val, count: int = 6, sources: int = 1) -> None:
     """A row of training patches and a row of the whole validation slices, each with its label
-    map; grey levels from 0 to the 99.5 % point of the inputs (either normalisation)."""
+    map; grey levels from 0 to the 99.5 % point of the inputs (either normalisation). Of several
+    input volumes the last (the denoised one) is shown, its centre slice."""
     plt = pyplot()
     colours = colour_table()  # unlabelled → black
     fig, ax = plt.subplots(4, count, figsize=(2.2 * count, 9))
-    vmax = float(np.percentile(train.images, 99.5)) or 1.0
+    per = train.images.shape[1] // sources
+    shown = (sources - 1) * per + per // 2
+    vmax = float(np.percentile(train.images[:, shown], 99.5)) or 1.0
     for r, (name, ps) in enumerate((("train", train), ("val", val))):
         for c in range(min(count, len(ps.labels))):
-            ax[2 * r, c].imshow(ps.images[c, ps.images.shape[1] // 2], cmap="gray", vmin=0,
-                                vmax=vmax)
+            ax[2 * r, c].imshow(ps.images[c, shown], cmap="gray", vmin=0, vmax=vmax)
             ax[2 * r, c].set_title(f"{name} z={ps.slices[c]}" + (" (Pt)" if ps.pt_centred[c] else ""),
                                    fontsize=8)
             ax[2 * r + 1, c].imshow(colours[ps.labels[c]])
