@@ -110,6 +110,10 @@ def test_every_schema_property_is_described_and_uses_only_schema_keywords():
      "fix: use a multiple of 8"),
     ({"samples": {"d": {"simulate": {"tilt": {"start": 70, "stop": -70}}}}},
      "samples.d.simulate.tilt", "fewer than two tilts"),
+    ({"samples": {"d": {"simulate": {}}, "e": {"simulate": {}, "models_from": "d",
+                                                "denoise": {"enabled": True, "input": "both"}}}},
+     "samples.e.models_from", "the networks of 'd' read 1 input volume(s) (denoise.input), 'e' "
+                              "would give them 2\n  fix: give samples.e.denoise the enabled"),
 ])
 def test_mistakes_name_the_key(patch, key, words):
     with pytest.raises(ConfigError) as e:

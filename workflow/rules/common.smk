@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from stemtomo.core.config import (  # noqa: E402
     canonical,
     check_files,
+    input_volumes,
     model_settings,
     rule_params,
     stage_settings,
@@ -149,7 +150,7 @@ def volume_of(sample):
 def network_inputs(sample):
     """The volumes the segmentation networks read, one input source each (patches, segment_slab):
     volume_of, after the reconstruction itself with denoise.input both."""
-    if denoises(sample) and stage_settings(config, sample, "denoise")["input"] == "both":
+    if input_volumes(config, sample) == 2:  # the config checks: only a denoised sample
         return [f"results/{sample}/02_recon/volume.tif", volume_of(sample)]
     return [volume_of(sample)]
 

@@ -160,6 +160,20 @@ def _check_between_keys(config: dict, sample: str) -> None:
     source = config["samples"][sample].get("models_from", sample)
     if source in config["samples"]:
         require_multiples("segment", "tile", source, "use a multiple of {multiple}")
+        if input_volumes(config, source) != input_volumes(config, sample):
+            raise ConfigError(f"config samples.{sample}.models_from",
+                              f"the networks of {source!r} read {input_volumes(config, source)} "
+                              f"input volume(s) (denoise.input), {sample!r} would give them "
+                              f"{input_volumes(config, sample)}",
+                              f"give samples.{sample}.denoise the enabled and input of "
+                              f"{source!r}, or take the networks of a sample trained like it")
+
+
+def input_volumes(config: dict, sample: str) -> int:
+    """How many volumes a sample's networks read: the reconstruction and the denoised one with
+    denoise.input both, else one."""
+    settings = stage_settings(config, sample, "denoise")
+    return 2 if settings["enabled"] and settings["input"] == "both" else 1
 
 
 # Sample keys that belong to one start point only.
