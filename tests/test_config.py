@@ -158,9 +158,11 @@ def test_presets_fill_in_what_the_config_leaves_out():
     assert model_settings(cfg, "a", "unet")["base"] == 32 and model_settings(cfg, "a", "unet")["depth"] == 4
     assert stage_settings(cfg, "a", "denoise")["epochs"] == 180
     assert stage_settings(cfg, "a", "denoise")["blend"] == 0.75
+    assert stage_settings(cfg, "a", "denoise")["input"] == "both"
     assert schema["workstation"]["default"] == {"patches": {"patch_size": 256},
                                                "train": {"base": 32, "depth": 4},
-                                               "denoise": {"epochs": 180, "blend": 0.75}}
+                                               "denoise": {"epochs": 180, "blend": 0.75,
+                                                           "input": "both"}}
     # explicit keys win, at either level; a sample's preset is that sample's
     cfg = validate_config({"samples": {"a": {"simulate": {}},
                                        "b": {"simulate": {}, "train": {"preset": "workstation"},
@@ -169,6 +171,7 @@ def test_presets_fill_in_what_the_config_leaves_out():
     assert stage_settings(cfg, "a", "patches")["patch_size"] == 64  # demo: the schema's defaults
     assert model_settings(cfg, "a", "unet")["depth"] == 3
     assert stage_settings(cfg, "a", "denoise")["epochs"] == 60
+    assert stage_settings(cfg, "a", "denoise")["input"] == "denoised"
     assert stage_settings(cfg, "b", "patches")["patch_size"] == 128
     assert model_settings(cfg, "b", "unet")["base"] == 32 and model_settings(cfg, "b", "unet")["depth"] == 4
     with pytest.raises(ConfigError, match=r"train.preset: 'laptop' is not allowed\n.*demo, workstation"):
