@@ -31,7 +31,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from stemtomo.core.config import model_settings, stage_settings, validate_config  # noqa: E402
+from stemtomo.core.config import (  # noqa: E402
+    input_volumes,
+    model_settings,
+    stage_settings,
+    validate_config,
+)
 from stemtomo.core.labels import CLASS_NAMES  # noqa: E402
 
 PRESET = ROOT / "workflow" / "presets" / "hard.yaml"
@@ -104,7 +109,7 @@ def build_data(cfg: dict, sample: str, cache: Path) -> tuple[np.ndarray, np.ndar
         record["reconstruction_error_vs_density"] = round(
             relative_error(data["volume"], data["density"]), 4)
         record["volume_error_vs_density"] = round(relative_error(volume, data["density"]), 4)
-    if denoise["enabled"] and denoise["input"] == "both":  # two input sources, as patches reads
+    if input_volumes(cfg, sample) == 2:  # denoise.input both: two sources, as patches reads
         volume = np.stack([data["volume"], volume])
     return volume, data["truth"], float(data["voxel_nm"]), record
 
@@ -118,8 +123,8 @@ def from_results(res: Path, both: bool = False) -> tuple[np.ndarray, np.ndarray,
     paths = [recon, path] if both else [path if path.is_file() else recon]
     vols = [read_tiltseries(str(p)) for p in paths]
     truth = read_tiltseries(str(res / "00_simulate" / "labels.tif")).data
-    volume = np.stack([v.data.astype(np.float32) for v in vols])
-    return (volume[0] if len(vols) == 1 else volume, np.asarray(truth),
+    data = [v.data.astype(np.float32) for v in vols]
+    return (data[0] if len(data) == 1 else np.stack(data), np.asarray(truth),
             float(vols[0].pixel_size_nm), {"from_results": [str(p) for p in paths]})
 
 
@@ -405,9 +410,8 @@ def main() -> None:
     cfg, sample = load_config(args.set, args.preset)
     t0 = time.perf_counter()
     if args.from_results:
-        denoise = stage_settings(cfg, sample, "denoise")
-        volume, truth, voxel_nm, data = from_results(
-            Path(args.from_results), denoise["enabled"] and denoise["input"] == "both")
+        volume, truth, voxel_nm, data = from_results(Path(args.from_results),
+                                                     input_volumes(cfg, sample) == 2)
     else:
         volume, truth, voxel_nm, data = build_data(cfg, sample, out_dir)
     result = {"benchmark": "segment", "recipe": args.name, "overrides": args.set,

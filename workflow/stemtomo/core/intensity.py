@@ -50,6 +50,12 @@ def support_levels(volume: np.ndarray, max_samples: int = 1 << 24,
     return low, high
 
 
+def source_stack(volume):
+    """The (sources, z, y, x) view of one (z, y, x) input volume, or the stack itself: a network
+    may read several volumes of one grid, each with its own Normalisation (NumPy or torch)."""
+    return volume[None] if volume.ndim == 3 else volume
+
+
 METHODS = ("percentile", "robust")
 
 

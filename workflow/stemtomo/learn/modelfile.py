@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..core.errors import InputError
-from ..core.intensity import Normalisation
+from ..core.intensity import Normalisation, source_stack
 from ..core.io import atomic_path
 from .models import build_model
 from .segmentation import segment_volume
@@ -81,7 +81,7 @@ def input_scaling(nets: list[ModelFile], volume: np.ndarray, setting: str,
                          "normalised data; retrain them on the same patches")
     if any(n.channels != nets[0].channels for n in nets[1:]):
         raise ValueError(f"{source}: the ensemble's networks take different input channels")
-    given = [volume] if volume.ndim == 3 else list(volume)
+    given = source_stack(volume)
     if len(given) != len(first):
         raise InputError(source, f"the network was trained on {len(first)} input volume(s) "
                          f"(denoise.input), segmentation was given {len(given)}",

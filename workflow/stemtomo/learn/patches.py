@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..core.annotations import values_problem
 from ..core.errors import InputError
-from ..core.intensity import Normalisation
+from ..core.intensity import Normalisation, source_stack
 from ..core.labels import IGNORE, PT, class_statistics, value_counts
 from .settings import AnnotationNoise, PatchSettings
 
@@ -135,11 +135,6 @@ def split_slices(annotated: np.ndarray, val_fraction: float, gap: int) -> tuple[
     return train, val
 
 
-def _stack(volume: np.ndarray) -> np.ndarray:
-    """(sources, z, y, x) of a (z, y, x) volume or of a stack of sources."""
-    return volume[None] if volume.ndim == 3 else volume
-
-
 def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: int, size: int,
            pt_fraction: float, context: int, rng: np.random.Generator) -> PatchSet:
     """`count` patches of size×size from the given z-slices of a (z, y, x) volume or a
@@ -147,7 +142,7 @@ def sample(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray, count: in
     source after source. Each centre is a uniformly drawn labelled pixel of a uniformly drawn
     slice, or, for a `pt_fraction` of the patches, a Pt pixel of a slice that has Pt (the labels
     and `rng` alone decide where: every source gets the same patches)."""
-    stack = _stack(volume)
+    stack = source_stack(volume)
     n_src, nz = stack.shape[:2]
     half = size // 2
     vol_p = np.pad(stack, ((0, 0), (0, 0), (half, half), (half, half)), mode="reflect")
@@ -177,7 +172,7 @@ def whole_slices(volume: np.ndarray, labels: np.ndarray, slices: np.ndarray,
                  context: int) -> PatchSet:
     """The given z-slices whole, each with its 2.5D context channels (clipped at the volume's
     ends, as segmentation clips them), source after source for a (sources, z, y, x) stack."""
-    stack = _stack(volume)
+    stack = source_stack(volume)
     n_src, nz, ny, nx = stack.shape
     chans = np.clip(slices[:, None] + np.arange(-context, context + 1)[None, :], 0, nz - 1)
     n = len(slices)
@@ -206,7 +201,7 @@ def extract(volume: np.ndarray | Sequence[np.ndarray], labels: np.ndarray,
     if not (labels == PT).any():  # none at all: not a matter of which slices validate
         raise InputError(source, *values_problem(value_counts(labels)))
     scales = [Normalisation.of(v, settings.normalisation) for v in sources]
-    norm = _stack(scales[0].apply(volume)) if len(sources) == 1 else \
+    norm = source_stack(scales[0].apply(volume)) if len(sources) == 1 else \
         np.stack([s.apply(v) for s, v in zip(scales, sources, strict=True)])
     rng = np.random.default_rng(settings.seed)
     size, ctx, frac = settings.patch_size, settings.context, settings.pt_fraction

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..core.intensity import Normalisation
+from ..core.intensity import Normalisation, source_stack
 from .settings import SegmentSettings
 from .streaming import Downloader, Sent, Uploader, to_device
 
@@ -186,7 +186,7 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
     """
     if settings.tile % multiple:
         raise ValueError(f"tile {settings.tile} must be a multiple of {multiple} (2^depth)")
-    stack = volume[None] if volume.ndim == 3 else volume
+    stack = source_stack(volume)
     n_src, nz, ny, nx = stack.shape
     if z_range is not None and not 0 <= z_range[0] < z_range[1] <= nz:
         raise ValueError(f"z_range {tuple(z_range)} is not a non-empty range of the {nz} slices")
@@ -222,7 +222,8 @@ def segment_volume(volume: np.ndarray, model: nn.Module | Sequence[nn.Module],
             if i + 1 < len(blocks):
                 upcoming = send(*blocks[i + 1])  # travels while this block is computed
             raw = up.receive(sent).float()
-            x_block = torch.stack([n.apply(raw[j]) for j, n in enumerate(norms)])
+            parts = [n.apply(raw[j:j + 1]) for j, n in enumerate(norms)]
+            x_block = parts[0] if n_src == 1 else torch.cat(parts)  # one source: no copy
             lab, prob = _segment_block(models, (priors, ensemble_prior), x_block, s0, (c0, c1),
                                        nz, k, multiple, settings, fmt, bar)
             results = [(lab, labels[c0 - z_lo:c1 - z_lo])]
